@@ -1,0 +1,81 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+const contentTypeJSON = "application/json;charset=UTF-8"
+
+type jsonEnvelope struct {
+	Data  any  `json:"data"`
+	Total *int `json:"total,omitempty"`
+}
+
+type extjsEnvelope struct {
+	Data    any  `json:"data"`
+	Success int  `json:"success"`
+	Total   *int `json:"total,omitempty"`
+}
+
+type jsonErrorEnvelope struct {
+	Data    any               `json:"data"`
+	Message string            `json:"message"`
+	Errors  map[string]string `json:"errors,omitempty"`
+}
+
+type extjsErrorEnvelope struct {
+	Data    any               `json:"data"`
+	Success int               `json:"success"`
+	Message string            `json:"message"`
+	Status  int               `json:"status"`
+	Errors  map[string]string `json:"errors,omitempty"`
+}
+
+func writeData(w http.ResponseWriter, format string, data any, total *int) {
+	if total != nil && *total == 0 {
+		total = nil
+	}
+	var v any
+	if format == "extjs" {
+		v = extjsEnvelope{Data: data, Success: 1, Total: total}
+	} else {
+		v = jsonEnvelope{Data: data, Total: total}
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// writeError renders err in the envelope of format: real status codes for
+// json, HTTP 200 with success 0 for extjs.
+func writeError(w http.ResponseWriter, format string, err error) {
+	e := asError(err)
+	if format == "extjs" {
+		writeJSON(w, http.StatusOK, extjsErrorEnvelope{Success: 0, Message: e.Message, Status: e.Status, Errors: e.Errors})
+		return
+	}
+	if e.Status >= 400 {
+		// PVE closes the connection after every error response.
+		w.Header().Set("Connection", "close")
+	}
+	writeJSON(w, e.Status, jsonErrorEnvelope{Message: e.Message, Errors: e.Errors})
+}
+
+// WriteError renders an error in the json envelope; for early errors found
+// before the API path is parsed.
+func WriteError(w http.ResponseWriter, status int, msg string) {
+	writeError(w, "json", &Error{Status: status, Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"data":null,"message":"unable to encode result\n"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentTypeJSON)
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}

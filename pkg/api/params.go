@@ -1,0 +1,248 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// rawParams are parameters as received: each value a string or []string.
+type rawParams map[string]any
+
+// parseBody decodes a form or JSON body into raw parameters. JSON scalars are
+// turned into the strings PVE's Perl code would see: true -> "1",
+// false -> "0", numbers in their decimal text.
+func parseBody(contentType string, body []byte) (rawParams, error) {
+	out := rawParams{}
+	if len(body) == 0 {
+		return out, nil
+	}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	switch mt {
+	case "application/json":
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.UseNumber()
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			return nil, Errorf(400, "malformed JSON body: %v", err)
+		}
+		for k, v := range m {
+			s, err := jsonScalar(v)
+			if err != nil {
+				return nil, ParamError(map[string]string{k: err.Error()})
+			}
+			if s != nil {
+				out[k] = s
+			}
+		}
+	case "", "application/x-www-form-urlencoded":
+		vals, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, Errorf(400, "malformed form body: %v", err)
+		}
+		addValues(out, vals)
+	default:
+		return nil, Errorf(506, "unsupported content type '%s'", mt)
+	}
+	return out, nil
+}
+
+func jsonScalar(v any) (any, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case bool:
+		if x {
+			return "1", nil
+		}
+		return "0", nil
+	case json.Number:
+		return x.String(), nil
+	case string:
+		return x, nil
+	case []any:
+		list := make([]string, 0, len(x))
+		for _, e := range x {
+			s, err := jsonScalar(e)
+			if err != nil {
+				return nil, err
+			}
+			str, ok := s.(string)
+			if !ok {
+				return nil, fmt.Errorf("nested arrays are not supported")
+			}
+			list = append(list, str)
+		}
+		return list, nil
+	default:
+		return nil, fmt.Errorf("type check ('string') failed - got a JSON object")
+	}
+}
+
+func addValues(out rawParams, vals url.Values) {
+	for k, vs := range vals {
+		if k == "_dc" {
+			continue
+		}
+		if len(vs) == 1 {
+			out[k] = vs[0]
+		} else {
+			out[k] = append([]string(nil), vs...)
+		}
+	}
+}
+
+// validate checks raw parameters against m's schema the way PVE's
+// JSONSchema.pm does and returns the typed set, or a 400 *Error naming every
+// bad parameter.
+func validate(m *Method, raw rawParams) (Params, *Error) {
+	errs := map[string]string{}
+	out := Params{}
+	for _, name := range sortedKeys(m.Params) {
+		s := m.Params[name]
+		v, present := raw[name]
+		if !present {
+			if !s.Optional {
+				errs[name] = "property is missing and it is not optional"
+			}
+			continue
+		}
+		val, msg := checkValue(s, v)
+		if msg != "" {
+			errs[name] = msg
+			continue
+		}
+		out[name] = val
+	}
+	for name := range raw {
+		s, declared := m.Params[name]
+		if !declared {
+			if !m.AdditionalParams {
+				errs[name] = "property is not defined in schema and the schema does not allow additional properties"
+			} else {
+				out[name] = raw[name]
+			}
+			continue
+		}
+		if s.Requires != "" {
+			if _, ok := raw[s.Requires]; !ok {
+				errs[s.Requires] = fmt.Sprintf("missing property - '%s' requires this property", name)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, ParamError(errs)
+	}
+	return out, nil
+}
+
+// checkValue validates one value; it returns the normalised value or a
+// message.
+func checkValue(s *Schema, v any) (any, string) {
+	if s.Type == "array" {
+		list, ok := v.([]string)
+		if !ok {
+			list = []string{v.(string)}
+		}
+		if s.Items != nil {
+			for i, e := range list {
+				if _, msg := checkValue(s.Items, e); msg != "" {
+					return nil, fmt.Sprintf("[%d]: %s", i, msg)
+				}
+			}
+		}
+		return list, ""
+	}
+	str, ok := v.(string)
+	if !ok {
+		list := v.([]string)
+		if isListFormat(s.Format) {
+			str = strings.Join(list, ",")
+		} else {
+			return nil, fmt.Sprintf("type check ('%s') failed - got ARRAY", typeOr(s.Type))
+		}
+	}
+	switch s.Type {
+	case "boolean":
+		if str != "0" && str != "1" {
+			return nil, fmt.Sprintf("type check ('boolean') failed - got '%s'", str)
+		}
+	case "integer":
+		if !isInteger(str) {
+			return nil, fmt.Sprintf("type check ('integer') failed - got '%s'", str)
+		}
+	case "number":
+		if !isNumber(str) {
+			return nil, fmt.Sprintf("type check ('number') failed - got '%s'", str)
+		}
+	}
+	if s.Format != nil {
+		if err := checkFormat(s.Format, str); err != nil {
+			return nil, "invalid format - " + err.Error()
+		}
+	}
+	if s.Pattern != "" {
+		if !s.matches(str) {
+			return nil, "value does not match the regex pattern"
+		}
+	}
+	if s.MaxLength != nil && len(str) > *s.MaxLength {
+		return nil, fmt.Sprintf("value may only be %d characters long", *s.MaxLength)
+	}
+	if s.MinLength != nil && len(str) < *s.MinLength {
+		return nil, fmt.Sprintf("value must be at least %d characters long", *s.MinLength)
+	}
+	if isNumber(str) {
+		f, _ := strconv.ParseFloat(str, 64)
+		if s.Maximum != nil && f > *s.Maximum {
+			return nil, fmt.Sprintf("value must have a maximum value of %v", num(*s.Maximum))
+		}
+		if s.Minimum != nil && f < *s.Minimum {
+			return nil, fmt.Sprintf("value must have a minimum value of %v", num(*s.Minimum))
+		}
+	}
+	if s.Enum != nil {
+		found := false
+		for _, e := range s.Enum {
+			if e == str {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Sprintf("value '%s' does not have a value in the enumeration '%s'", str, strings.Join(s.Enum, ", "))
+		}
+	}
+	return str, ""
+}
+
+func typeOr(t string) string {
+	if t == "" {
+		return "string"
+	}
+	return t
+}
+
+var (
+	integerRe = regexp.MustCompile(`^[+-]?\d+$`)
+	numberRe  = regexp.MustCompile(`^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$`)
+)
+
+func isInteger(s string) bool { return integerRe.MatchString(s) }
+func isNumber(s string) bool  { return numberRe.MatchString(s) }
+
+// knownFormatNames lists the formats whose checks are implemented, sorted for
+// error messages.
+func knownFormatNames() []string {
+	names := make([]string, 0, len(formats))
+	for k := range formats {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,251 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Schema is the JSON-schema subset PVE uses for parameters and return values.
+// The zero value means "any". Field names follow PVE's schema keys; Dump writes
+// booleans as PVE does (0/1).
+type Schema struct {
+	Type        string // string, integer, number, boolean, object, array, null, any
+	Description string
+	Format      any // a format name, or a map for property-string formats
+	Pattern     string
+	Enum        []string
+	Minimum     *float64
+	Maximum     *float64
+	MinLength   *int
+	MaxLength   *int
+	Default     any
+	Optional    bool
+	Requires    string
+	TypeText    string
+	Renderer    string
+	Title       string
+
+	Properties map[string]*Schema
+	Items      *Schema
+	// AdditionalProperties is nil when unset, else 0/1 as PVE writes it.
+	AdditionalProperties *bool
+	Links                []Link
+
+	re *regexp.Regexp // compiled Pattern
+}
+
+// Link is a hyper-schema link, as PVE's index methods declare them.
+type Link struct {
+	Href string `json:"href"`
+	Rel  string `json:"rel"`
+}
+
+// Helpers for terse declarations.
+
+// Str returns a string schema.
+func Str() *Schema { return &Schema{Type: "string"} }
+
+// Int returns an integer schema.
+func Int() *Schema { return &Schema{Type: "integer"} }
+
+// Num returns a number schema.
+func Num() *Schema { return &Schema{Type: "number"} }
+
+// Bool returns a boolean schema.
+func Bool() *Schema { return &Schema{Type: "boolean"} }
+
+// Null returns the null schema of methods that return nothing.
+func Null() *Schema { return &Schema{Type: "null"} }
+
+// Obj returns an object schema with the given properties.
+func Obj(props map[string]*Schema) *Schema { return &Schema{Type: "object", Properties: props} }
+
+// Arr returns an array schema of items.
+func Arr(items *Schema) *Schema { return &Schema{Type: "array", Items: items} }
+
+// Opt marks s optional and returns it.
+func (s *Schema) Opt() *Schema { s.Optional = true; return s }
+
+// Fmt sets the format.
+func (s *Schema) Fmt(f any) *Schema { s.Format = f; return s }
+
+// Desc sets the description.
+func (s *Schema) Desc(d string) *Schema { s.Description = d; return s }
+
+// Max sets maxLength (strings) and returns s.
+func (s *Schema) MaxLen(n int) *Schema { s.MaxLength = &n; return s }
+
+// MinLen sets minLength.
+func (s *Schema) MinLen(n int) *Schema { s.MinLength = &n; return s }
+
+// Range sets minimum and maximum.
+func (s *Schema) Range(min, max float64) *Schema { s.Minimum, s.Maximum = &min, &max; return s }
+
+// Min sets minimum.
+func (s *Schema) Min(min float64) *Schema { s.Minimum = &min; return s }
+
+// Def sets the default.
+func (s *Schema) Def(v any) *Schema { s.Default = v; return s }
+
+// Enums sets the enumeration.
+func (s *Schema) Enums(v ...string) *Schema { s.Enum = v; return s }
+
+// Pat sets the pattern.
+func (s *Schema) Pat(p string) *Schema { s.Pattern = p; return s }
+
+// Req sets requires.
+func (s *Schema) Req(other string) *Schema { s.Requires = other; return s }
+
+// TT sets typetext.
+func (s *Schema) TT(t string) *Schema { s.TypeText = t; return s }
+
+// Rend sets the renderer hint.
+func (s *Schema) Rend(r string) *Schema { s.Renderer = r; return s }
+
+// Additional sets additionalProperties.
+func (s *Schema) Additional(b bool) *Schema { s.AdditionalProperties = &b; return s }
+
+// WithLinks sets hyper-schema links.
+func (s *Schema) WithLinks(l ...Link) *Schema { s.Links = l; return s }
+
+func b01(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// MarshalJSON writes s in PVE's API viewer shape.
+func (s *Schema) MarshalJSON() ([]byte, error) {
+	return json.Marshal(s.toMap())
+}
+
+func (s *Schema) toMap() map[string]any {
+	m := map[string]any{}
+	if s.Type != "" {
+		m["type"] = s.Type
+	}
+	if s.Description != "" {
+		m["description"] = s.Description
+	}
+	if s.Format != nil {
+		m["format"] = s.Format
+	}
+	if s.Pattern != "" {
+		m["pattern"] = s.Pattern
+	}
+	if s.Enum != nil {
+		m["enum"] = s.Enum
+	}
+	if s.Minimum != nil {
+		m["minimum"] = num(*s.Minimum)
+	}
+	if s.Maximum != nil {
+		m["maximum"] = num(*s.Maximum)
+	}
+	if s.MinLength != nil {
+		m["minLength"] = *s.MinLength
+	}
+	if s.MaxLength != nil {
+		m["maxLength"] = *s.MaxLength
+	}
+	if s.Default != nil {
+		m["default"] = s.Default
+	}
+	if s.Optional {
+		m["optional"] = 1
+	}
+	if s.Requires != "" {
+		m["requires"] = s.Requires
+	}
+	if s.TypeText != "" {
+		m["typetext"] = s.TypeText
+	}
+	if s.Renderer != "" {
+		m["renderer"] = s.Renderer
+	}
+	if s.Title != "" {
+		m["title"] = s.Title
+	}
+	if s.Properties != nil {
+		props := map[string]any{}
+		for k, v := range s.Properties {
+			props[k] = v.toMap()
+		}
+		m["properties"] = props
+	}
+	if s.Items != nil {
+		m["items"] = s.Items.toMap()
+	}
+	if s.AdditionalProperties != nil {
+		m["additionalProperties"] = b01(*s.AdditionalProperties)
+	}
+	if s.Links != nil {
+		m["links"] = s.Links
+	}
+	return m
+}
+
+// num writes integral floats as integers, as PVE's schema dump does.
+func num(f float64) any {
+	if f == float64(int64(f)) {
+		return int64(f)
+	}
+	return f
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// matches reports whether str matches the schema pattern, anchored as PVE
+// anchors it (^pattern$). Patterns come from declarations and are compiled
+// once by NewRegistry (compilePatterns); an uncompiled one is compiled here.
+func (s *Schema) matches(str string) bool {
+	re := s.re
+	if re == nil {
+		c, err := compilePattern(s.Pattern)
+		if err != nil {
+			return false
+		}
+		re = c
+	}
+	return re.MatchString(str)
+}
+
+// compilePatterns compiles the patterns of s and its sub-schemas.
+func (s *Schema) compilePatterns() error {
+	if s == nil {
+		return nil
+	}
+	if s.Pattern != "" && s.re == nil {
+		re, err := compilePattern(s.Pattern)
+		if err != nil {
+			return fmt.Errorf("pattern %q: %w", s.Pattern, err)
+		}
+		s.re = re
+	}
+	for _, p := range s.Properties {
+		if err := p.compilePatterns(); err != nil {
+			return err
+		}
+	}
+	return s.Items.compilePatterns()
+}
+
+// compilePattern compiles a PVE schema pattern, anchored as PVE anchors it.
+// PVE's patterns are Perl regexes; the few Perl-only constructs found in its
+// schema (the "(?^:" default-flags group) are translated to RE2.
+func compilePattern(p string) (*regexp.Regexp, error) {
+	p = strings.ReplaceAll(p, "(?^:", "(?:")
+	return regexp.Compile("^(?:" + p + ")$")
+}

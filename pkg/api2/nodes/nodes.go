@@ -1,0 +1,158 @@
+// Package nodes declares /nodes, /nodes/{node} and /nodes/{node}/status.
+package nodes
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/pvenode/pvenode/pkg/api"
+)
+
+// StatusSource gives the figures of this node.
+type StatusSource interface {
+	// Status is the answer of GET /nodes/{node}/status.
+	Status(ctx context.Context) (any, error)
+	// Summary gives the figures of the node list entry.
+	Summary(ctx context.Context) (Summary, error)
+}
+
+// Summary are the figures of a node in GET /nodes.
+type Summary struct {
+	CPU    float64
+	MaxCPU int
+	Mem    uint64
+	MaxMem uint64
+	Uptime uint64
+}
+
+// PrivChecker answers privilege questions (the api.Authenticator has it).
+type PrivChecker interface {
+	CheckPrivs(authid, path string, privs []string, anyOf bool) bool
+}
+
+// Deps are the collaborators of the node methods. All are required.
+type Deps struct {
+	Status StatusSource
+	Privs  PrivChecker
+	// Fingerprint returns the SHA-256 fingerprint of the node certificate.
+	Fingerprint func() string
+}
+
+// Methods returns the declarations of this package.
+func Methods(d Deps) []api.Method {
+	node := func() *api.Schema { return api.Str().Fmt("pve-node").TT("<string>") }
+	return []api.Method{
+		{
+			Name: "index", Path: "/nodes", HTTP: "GET",
+			Description: "Cluster node index.",
+			Permissions: api.AllUsers,
+			Returns: api.Arr(api.Obj(map[string]*api.Schema{
+				"node":            api.Str().Fmt("pve-node"),
+				"status":          api.Str().Enums("unknown", "online", "offline"),
+				"cpu":             api.Num().Opt().Rend("fraction_as_percentage"),
+				"maxcpu":          api.Int().Opt(),
+				"mem":             api.Int().Opt().Rend("bytes"),
+				"maxmem":          api.Int().Opt().Rend("bytes"),
+				"uptime":          api.Int().Opt().Rend("duration"),
+				"level":           api.Str().Opt(),
+				"ssl_fingerprint": api.Str().Opt(),
+			})).WithLinks(api.Link{Href: "{node}", Rel: "child"}),
+			Handle: d.list,
+		},
+		{
+			Name: "index", Path: "/nodes/{node}", HTTP: "GET",
+			Description: "Node index.",
+			Permissions: api.AllUsers,
+			Params:      map[string]*api.Schema{"node": node()},
+			Returns:     api.Arr(api.Obj(map[string]*api.Schema{})).WithLinks(api.Link{Href: "{name}", Rel: "child"}),
+			Handle:      nodeIndex,
+		},
+		{
+			Name: "status", Path: "/nodes/{node}/status", HTTP: "GET",
+			Description: "Read node status",
+			ProxyTo:     "node",
+			Permissions: api.Perm("/nodes/{node}", "Sys.Audit"),
+			Params:      map[string]*api.Schema{"node": node()},
+			Returns:     statusReturns(),
+			Handle:      d.status,
+		},
+	}
+}
+
+// nodeEntry is one element of GET /nodes, with PVE's field names. The id
+// and type fields are not in PVE's schema but PVE returns them.
+type nodeEntry struct {
+	ID             string   `json:"id"`
+	Type           string   `json:"type"`
+	Node           string   `json:"node"`
+	Status         string   `json:"status"`
+	Level          string   `json:"level"`
+	CPU            *float64 `json:"cpu,omitempty"`
+	MaxCPU         *int     `json:"maxcpu,omitempty"`
+	Mem            *uint64  `json:"mem,omitempty"`
+	MaxMem         *uint64  `json:"maxmem,omitempty"`
+	Uptime         *uint64  `json:"uptime,omitempty"`
+	SSLFingerprint string   `json:"ssl_fingerprint,omitempty"`
+}
+
+func (d Deps) list(ctx context.Context, r *api.Request) (any, error) {
+	e := nodeEntry{ID: "node/" + r.NodeName, Type: "node", Node: r.NodeName, Status: "online",
+		SSLFingerprint: d.Fingerprint()}
+	// Figures only for callers who may audit the node, as PVE.
+	if r.Identity.AuthID == api.RootUser || d.Privs.CheckPrivs(r.Identity.AuthID, "/nodes/"+r.NodeName, []string{"Sys.Audit"}, false) {
+		s, err := d.Status.Summary(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read node status: %w", err)
+		}
+		e.CPU, e.MaxCPU, e.Mem, e.MaxMem, e.Uptime = &s.CPU, &s.MaxCPU, &s.Mem, &s.MaxMem, &s.Uptime
+	}
+	return []nodeEntry{e}, nil
+}
+
+// nodeSubdirs are the children of /nodes/{node} that this build implements.
+var nodeSubdirs = []string{"status"}
+
+func nodeIndex(ctx context.Context, r *api.Request) (any, error) {
+	if n := r.Params.Get("node"); n != r.NodeName && n != "localhost" {
+		return nil, api.Errorf(http.StatusInternalServerError, "no such node '%s'", n)
+	}
+	out := make([]map[string]string, 0, len(nodeSubdirs))
+	for _, s := range nodeSubdirs {
+		out = append(out, map[string]string{"name": s})
+	}
+	return out, nil
+}
+
+func (d Deps) status(ctx context.Context, r *api.Request) (any, error) {
+	st, err := d.Status.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read node status: %w", err)
+	}
+	return st, nil
+}
+
+func statusReturns() *api.Schema {
+	obj := api.Obj
+	return obj(map[string]*api.Schema{
+		"boot-info": obj(map[string]*api.Schema{
+			"mode":       api.Str().Enums("efi", "legacy-bios"),
+			"secureboot": api.Bool().Opt(),
+		}),
+		"cpu": api.Num(),
+		"cpuinfo": obj(map[string]*api.Schema{
+			"cores": api.Int(), "cpus": api.Int(), "model": api.Str(), "sockets": api.Int(),
+		}),
+		"current-kernel": obj(map[string]*api.Schema{
+			"machine": api.Str(), "release": api.Str(), "sysname": api.Str(), "version": api.Str(),
+		}),
+		"loadavg": api.Arr(api.Str()),
+		"memory": obj(map[string]*api.Schema{
+			"available": api.Int(), "free": api.Int(), "total": api.Int(), "used": api.Int(),
+		}),
+		"pveversion": api.Str(),
+		"rootfs": obj(map[string]*api.Schema{
+			"avail": api.Int(), "free": api.Int(), "total": api.Int(), "used": api.Int(),
+		}),
+	}).Additional(true)
+}
