@@ -62,10 +62,15 @@ func PathsFor(prefix string) Paths {
 	}
 }
 
-// PIDFile returns the pid file of the named daemon, as PVE places it:
-// /run/<name>/<name>.pid.
+// PIDFile returns the pid file of the named daemon where PVE places it: the
+// two daemons that run as www-data keep theirs in /run/pveproxy/ (a directory
+// they own), the root daemons directly in /run.
 func (p Paths) PIDFile(name string) string {
-	return filepath.Join(p.RunDir, name, name+".pid")
+	switch name {
+	case "pveproxy", "spiceproxy":
+		return filepath.Join(p.RunDir, "pveproxy", name+".pid")
+	}
+	return filepath.Join(p.RunDir, name+".pid")
 }
 
 // DefaultsFile returns /etc/default/<name>.

@@ -11,7 +11,14 @@ func TestPathsFor(t *testing.T) {
 			t.Errorf("PathsFor(%q).ConfigRoot = %q; want %q", tt.prefix, got, tt.want)
 		}
 	}
-	if got := PathsFor("").PIDFile("pveproxy"); got != "/run/pveproxy/pveproxy.pid" {
-		t.Errorf("PIDFile = %q", got)
+	for name, want := range map[string]string{
+		"pveproxy":   "/run/pveproxy/pveproxy.pid",
+		"spiceproxy": "/run/pveproxy/spiceproxy.pid",
+		"pvedaemon":  "/run/pvedaemon.pid",
+		"pvestatd":   "/run/pvestatd.pid",
+	} {
+		if got := PathsFor("").PIDFile(name); got != want {
+			t.Errorf("PIDFile(%s) = %q; want %q", name, got, want)
+		}
 	}
 }

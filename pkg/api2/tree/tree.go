@@ -1,0 +1,26 @@
+// Package tree assembles every API method declaration of this build into one
+// registry, mounted by both pveproxy and pvedaemon, and used (with zero
+// dependencies) for the schema dump and the conformance test.
+package tree
+
+import (
+	"github.com/pvenode/pvenode/pkg/api"
+	"github.com/pvenode/pvenode/pkg/api2/access"
+	"github.com/pvenode/pvenode/pkg/api2/nodes"
+	"github.com/pvenode/pvenode/pkg/api2/root"
+)
+
+// Deps are the collaborators of all method groups.
+type Deps struct {
+	Nodes  nodes.Deps
+	Access access.Deps
+}
+
+// Registry returns the registry of every declared method.
+func Registry(d Deps) *api.Registry {
+	return api.NewRegistry(
+		root.Methods(),
+		nodes.Methods(d.Nodes),
+		access.Methods(d.Access),
+	)
+}
