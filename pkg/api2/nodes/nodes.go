@@ -7,23 +7,13 @@ import (
 	"net/http"
 
 	"github.com/pvenode/pvenode/pkg/api"
+	"github.com/pvenode/pvenode/pkg/nodestatus"
 )
 
-// StatusSource gives the figures of this node.
+// StatusSource gives the figures of this node (a *nodestatus.Collector).
 type StatusSource interface {
-	// Status is the answer of GET /nodes/{node}/status.
-	Status(ctx context.Context) (any, error)
-	// Summary gives the figures of the node list entry.
-	Summary(ctx context.Context) (Summary, error)
-}
-
-// Summary are the figures of a node in GET /nodes.
-type Summary struct {
-	CPU    float64
-	MaxCPU int
-	Mem    uint64
-	MaxMem uint64
-	Uptime uint64
+	Status(ctx context.Context) (*nodestatus.Status, error)
+	Summary(ctx context.Context, node string) (nodestatus.Summary, error)
 }
 
 // PrivChecker answers privilege questions (the api.Authenticator has it).
@@ -80,34 +70,28 @@ func Methods(d Deps) []api.Method {
 	}
 }
 
-// nodeEntry is one element of GET /nodes, with PVE's field names. The id
-// and type fields are not in PVE's schema but PVE returns them.
-type nodeEntry struct {
-	ID             string   `json:"id"`
-	Type           string   `json:"type"`
-	Node           string   `json:"node"`
-	Status         string   `json:"status"`
-	Level          string   `json:"level"`
-	CPU            *float64 `json:"cpu,omitempty"`
-	MaxCPU         *int     `json:"maxcpu,omitempty"`
-	Mem            *uint64  `json:"mem,omitempty"`
-	MaxMem         *uint64  `json:"maxmem,omitempty"`
-	Uptime         *uint64  `json:"uptime,omitempty"`
-	SSLFingerprint string   `json:"ssl_fingerprint,omitempty"`
+// minimalEntry is the GET /nodes element of a caller who may not audit the
+// node: PVE then leaves the figures out.
+type minimalEntry struct {
+	ID             string `json:"id"`
+	Type           string `json:"type"`
+	Node           string `json:"node"`
+	Status         string `json:"status"`
+	Level          string `json:"level"`
+	SSLFingerprint string `json:"ssl_fingerprint,omitempty"`
 }
 
 func (d Deps) list(ctx context.Context, r *api.Request) (any, error) {
-	e := nodeEntry{ID: "node/" + r.NodeName, Type: "node", Node: r.NodeName, Status: "online",
-		SSLFingerprint: d.Fingerprint()}
-	// Figures only for callers who may audit the node, as PVE.
-	if r.Identity.AuthID == api.RootUser || d.Privs.CheckPrivs(r.Identity.AuthID, "/nodes/"+r.NodeName, []string{"Sys.Audit"}, false) {
-		s, err := d.Status.Summary(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("read node status: %w", err)
-		}
-		e.CPU, e.MaxCPU, e.Mem, e.MaxMem, e.Uptime = &s.CPU, &s.MaxCPU, &s.Mem, &s.MaxMem, &s.Uptime
+	fp := d.Fingerprint()
+	if r.Identity.AuthID != api.RootUser && !d.Privs.CheckPrivs(r.Identity.AuthID, "/nodes/"+r.NodeName, []string{"Sys.Audit"}, false) {
+		return []minimalEntry{{ID: "node/" + r.NodeName, Type: "node", Node: r.NodeName, Status: "online", SSLFingerprint: fp}}, nil
 	}
-	return []nodeEntry{e}, nil
+	s, err := d.Status.Summary(ctx, r.NodeName)
+	if err != nil {
+		return nil, fmt.Errorf("read node status: %w", err)
+	}
+	s.SSLFingerprint = fp
+	return []nodestatus.Summary{s}, nil
 }
 
 // nodeSubdirs are the children of /nodes/{node} that this build implements.
