@@ -250,3 +250,11 @@ func Execute(cmd *cobra.Command) int {
 	fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", cmd.Name(), err)
 	return code
 }
+
+// PathsOf resolves the paths for an extra subcommand added to the tree that
+// Command returns, from its inherited --prefix flag or $PVENODE_PREFIX.
+func PathsOf(cmd *cobra.Command) (buildinfo.Paths, error) {
+	prefix, _ := cmd.Flags().GetString("prefix")
+	c := &cli{prefix: prefix}
+	return c.paths(cmd)
+}

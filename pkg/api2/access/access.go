@@ -10,28 +10,16 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/api"
 )
 
-// LoginResult is a successful first-factor login.
-type LoginResult struct {
-	Username string
-	Ticket   string
-	CSRF     string
-	Cap      map[string]map[string]int
-}
-
-// Service is what the access methods need from the access package.
+// Service is what the access methods need; *access.Authenticator has it.
 type Service interface {
-	// Login checks a password (or a valid ticket, for renewal) and issues a
-	// new ticket. A failed login returns an error wrapping ErrAuthFailed
-	// whose text is the reason, for the log only.
-	Login(ctx context.Context, username, password, realm string) (*LoginResult, error)
-	// IsAuthFailure reports whether err is a failed login (answered 401).
-	IsAuthFailure(err error) bool
-	// PermissionsTree lists authid's privileges per ACL path (or for one
-	// path), as GET /access/permissions answers.
-	PermissionsTree(authid, path string) map[string]map[string]int
+	Login(ctx context.Context, username, password, realm, clientIP string) (*access.LoginResult, error)
+	VerifyLogin(ctx context.Context, username, password, realm, clientIP, path string, privs []string) (string, error)
+	PermissionsTree(authid string) map[string]map[string]int
+	Permissions(authid, path string) access.PrivSet
 	CheckPrivs(authid, path string, privs []string, anyOf bool) bool
 }
 
@@ -113,57 +101,48 @@ func index(context.Context, *api.Request) (any, error) {
 	return out, nil
 }
 
-// ticketAnswer is POST /access/ticket's data.
+// ticketAnswer is the data of POST /access/ticket in verify mode.
 type ticketAnswer struct {
-	Username string                    `json:"username"`
-	Ticket   string                    `json:"ticket,omitempty"`
-	CSRF     string                    `json:"CSRFPreventionToken,omitempty"`
-	Cap      map[string]map[string]int `json:"cap,omitempty"`
+	Username string `json:"username"`
 }
 
 func (d Deps) createTicket(ctx context.Context, r *api.Request) (any, error) {
 	p := r.Params
-	username := p.Get("username")
+	if p.Get("otp") != "" && p.Get("tfa-challenge") != "" {
+		return nil, api.ParamError(map[string]string{"otp": "cannot be combined with tfa-challenge"})
+	}
 	if p.Get("otp") != "" || p.Get("tfa-challenge") != "" {
-		if p.Get("otp") != "" && p.Get("tfa-challenge") != "" {
-			return nil, api.ParamError(map[string]string{"otp": "cannot be combined with tfa-challenge"})
-		}
 		return nil, api.Errorf(http.StatusNotImplemented, "not implemented: two-factor login")
 	}
-	res, err := d.Access.Login(ctx, username, p.Get("password"), p.Get("realm"))
-	if err != nil {
-		if d.Access.IsAuthFailure(err) {
-			user := username
-			if realm := p.Get("realm"); realm != "" && !strings.Contains(user, "@") {
-				user += "@" + realm
-			}
-			d.Log.Warn(fmt.Sprintf("authentication failure; rhost=%s user=%s msg=%s", r.ClientIP, user, reason(err)))
-			return nil, &api.Error{Status: http.StatusUnauthorized, Message: api.MsgLoginFail + "\n"}
-		}
-		return nil, err
-	}
+	ip := r.ClientIP.String()
 	if path := p.Get("path"); path != "" {
 		privs := strings.FieldsFunc(p.Get("privs"), func(r rune) bool { return r == ',' || r == ';' || r == ' ' })
-		if !d.Access.CheckPrivs(res.Username, path, privs, false) {
-			d.Log.Warn(fmt.Sprintf("authentication failure; rhost=%s user=%s msg=no permission (%s, %s)",
-				r.ClientIP, res.Username, path, strings.Join(privs, ",")))
-			return nil, &api.Error{Status: http.StatusUnauthorized, Message: api.MsgLoginFail + "\n"}
+		user, err := d.Access.VerifyLogin(ctx, p.Get("username"), p.Get("password"), p.Get("realm"), ip, path, privs)
+		if err != nil {
+			return nil, d.loginError(err)
 		}
-		return ticketAnswer{Username: res.Username}, nil
+		return ticketAnswer{Username: user}, nil
+	}
+	res, err := d.Access.Login(ctx, p.Get("username"), p.Get("password"), p.Get("realm"), ip)
+	if err != nil {
+		return nil, d.loginError(err)
 	}
 	d.Log.Info(fmt.Sprintf("successful auth for user '%s'", res.Username))
-	return ticketAnswer{Username: res.Username, Ticket: res.Ticket, CSRF: res.CSRF, Cap: res.Cap}, nil
+	return res, nil
 }
 
-// reason is the log text of a failed login: the innermost message.
-func reason(err error) string {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err.Error()
-		}
-		err = u
+// loginError logs a failed login in PVE's syslog line (the text of an
+// access.ErrAuthFailed error) and answers 401 "authentication failure"
+// without detail, so that user names cannot be probed.
+func (d Deps) loginError(err error) error {
+	switch {
+	case errors.Is(err, access.ErrAuthFailed):
+		d.Log.Warn(err.Error())
+		return &api.Error{Status: http.StatusUnauthorized, Message: api.MsgLoginFail + "\n"}
+	case errors.Is(err, access.ErrTFANotImplemented):
+		return api.Errorf(http.StatusNotImplemented, "not implemented: two-factor login")
 	}
+	return err
 }
 
 func (d Deps) permissions(ctx context.Context, r *api.Request) (any, error) {
@@ -179,5 +158,8 @@ func (d Deps) permissions(ctx context.Context, r *api.Request) (any, error) {
 			return nil, api.PermissionDenied("/access", "Sys.Audit")
 		}
 	}
-	return d.Access.PermissionsTree(target, r.Params.Get("path")), nil
+	if path := r.Params.Get("path"); path != "" {
+		return map[string]map[string]int{path: d.Access.Permissions(target, path).Flags()}, nil
+	}
+	return d.Access.PermissionsTree(target), nil
 }

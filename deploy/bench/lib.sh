@@ -1,0 +1,94 @@
+# Helpers of deploy/bench/run.sh: parsing load-generator output, process
+# accounting from /proc, and small statistics. Sourced, not executed.
+# shellcheck shell=bash
+
+# parse_wrk: read `wrk --latency` output on stdin, print one line
+# "req_per_s p50_ms p99_ms requests non2xx socket_errors" (0 for what is absent).
+parse_wrk() {
+	awk '
+	function msec(v) {
+		if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+		if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
+		if (v ~ /m$/)  { sub(/m$/, "", v);  return v * 60000 }
+		if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
+		return v + 0
+	}
+	$1 == "50%"            { p50 = msec($2) }
+	$1 == "99%"            { p99 = msec($2) }
+	/^Requests\/sec:/      { rps = $2 }
+	/ requests in /        { reqs = $1 }
+	/Non-2xx or 3xx/       { non2xx = $NF }
+	/Socket errors:/       { gsub(",", ""); errs = $4 + $6 + $8 + $10 }
+	END { printf "%.1f %.3f %.3f %d %d %d\n", rps, p50, p99, reqs, non2xx, errs }'
+}
+
+# kv KEY: print the value of KEY from a "k=v k=v" line on stdin ("-" if absent).
+kv() {
+	awk -v k="$1" '{
+		for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2); found = 1; exit }
+	} END { if (!found) print "-" }'
+}
+
+# median: the median of the numbers on stdin, one per line ("-" if none).
+median() {
+	sort -g | awk '{ a[NR] = $1 } END {
+		if (NR == 0) { print "-"; exit }
+		if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# tree_pids PID: PID and all its descendants, one per line.
+tree_pids() {
+	local p=$1 c
+	[[ -d /proc/$p ]] || return 0
+	echo "$p"
+	for c in $(pgrep -P "$p" 2>/dev/null); do
+		tree_pids "$c"
+	done
+}
+
+# rss_kb PID...: summed VmRSS (kB) of the given processes and their descendants.
+rss_kb() {
+	local p sum=0 v
+	for p in $(for x in "$@"; do tree_pids "$x"; done); do
+		v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
+}
+
+# cpu_ticks PID...: summed utime+stime (1/100 s) of the processes and their
+# descendants.
+cpu_ticks() {
+	local p sum=0 v
+	for p in $(for x in "$@"; do tree_pids "$x"; done); do
+		# Fields after the parenthesised command name: utime is the 12th, stime the 13th.
+		v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
+}
+
+# mb KB: kilobytes as megabytes with one decimal ("-" passes through).
+mb() {
+	if [[ $1 == - || -z $1 ]]; then echo "-"; else awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; fi
+}
+
+# ratio A B: A/B with two decimals, "-" when either is missing or B is 0.
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'
+}
+
+# free_port: a TCP port in 20000-29999 nobody listens on or is connected
+# from, not among the words of $USED_PORTS.
+free_port() {
+	local p i
+	for ((i = 0; i < 200; i++)); do
+		p=$((20000 + RANDOM % 10000))
+		[[ " ${USED_PORTS:-} " == *" $p "* ]] && continue
+		if [[ -z $(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null) ]]; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}

@@ -1,0 +1,690 @@
+package access
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pvenode/pvenode/pkg/pvefs"
+	"github.com/pvenode/pvenode/pkg/ticket"
+)
+
+// Key files under the config root.
+const (
+	AuthKeyFile    = "priv/authkey.key"
+	AuthPubFile    = "authkey.pub"
+	AuthPubOldFile = "authkey.pub.old"
+	WWWKeyFile     = "pve-www.key"
+)
+
+// DefaultPAMService is the PAM service PVE authenticates pam realm users
+// with.
+const DefaultPAMService = "proxmox-ve-auth"
+
+// ErrAuthFailed is the error of every failed authentication. The caller
+// answers 401 without detail; the wrapping *AuthError carries the reason
+// for the log.
+var ErrAuthFailed = errors.New("authentication failure")
+
+// ErrIncompleteTicket marks a legacy half-login ticket ("tfa!" or "u2f!"
+// kind), which PVE only accepts for POST /access/tfa. It comes wrapped in
+// an *AuthError.
+var ErrIncompleteTicket = errors.New("incomplete ticket")
+
+// ErrTFANotImplemented is returned by Login when the password was right but
+// the user has second factors, which this implementation cannot check yet.
+// It is never silently skipped.
+var ErrTFANotImplemented = errors.New("not implemented: two-factor login")
+
+// AuthError is a failed authentication with its internal reason. Its text
+// is PVE's syslog line "authentication failure; rhost=<ip> user=<id>
+// msg=<reason>"; it matches ErrAuthFailed with errors.Is.
+type AuthError struct {
+	ClientIP string
+	User     string
+	Reason   string
+	Err      error // an additional sentinel such as ErrIncompleteTicket, or nil
+}
+
+func (e *AuthError) Error() string {
+	return fmt.Sprintf("authentication failure; rhost=%s user=%s msg=%s", e.ClientIP, e.User, e.Reason)
+}
+
+// Unwrap lets errors.Is find ErrAuthFailed and Err.
+func (e *AuthError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrAuthFailed, e.Err}
+	}
+	return []error{ErrAuthFailed}
+}
+
+// Deps are the collaborators of an Authenticator. FS, Clock and Log are
+// required; the others have the documented defaults.
+type Deps struct {
+	FS    *pvefs.Root
+	Clock func() time.Time
+	Log   *slog.Logger
+	// PAMService is the PAM service for the pam realm ("" means
+	// DefaultPAMService).
+	PAMService string
+	// PAM authenticates against PAM (nil means PAMAuthenticate).
+	PAM func(service, user, password, rhost string) error
+	// VerifySecret checks an API token secret. nil reads priv/token.cfg
+	// directly, which only root can (pvedaemon); pveproxy passes a func
+	// that asks pvedaemon. It returns nil for a matching secret.
+	VerifySecret func(ctx context.Context, tokenID, secret string) error
+	// Quorate reports cluster quorum, which ticket age windows and key
+	// rotation depend on (nil means always quorate, a single node).
+	Quorate func() bool
+	// KeyGID is the group given to the files EnsureKeys and key rotation
+	// create that unprivileged daemons must read (pve-www.key, authkey.pub,
+	// authkey.pub.old); 0 leaves them root's.
+	KeyGID int
+}
+
+// Authenticator authenticates tickets, API tokens and logins and answers
+// permission questions from the current user.cfg. It caches the files it
+// reads and re-reads one only when it changed (checked at most once per
+// second), so it is cheap to call on every request. It is safe for
+// concurrent use.
+type Authenticator struct {
+	deps Deps
+	log  *slog.Logger
+
+	userCfg  cachedFile[*UserCfg]
+	tokenCfg cachedFile[[]byte]
+	pub      cachedFile[*rsa.PublicKey]
+	pubOld   cachedFile[*rsa.PublicKey]
+	priv     cachedFile[*rsa.PrivateKey]
+	csrf     cachedFile[string]
+	domains  cachedFile[map[string]Realm]
+
+	rotateMu sync.Mutex // serialises key creation and rotation in this process
+}
+
+// NewAuthenticator returns an Authenticator over deps.
+func NewAuthenticator(deps Deps) (*Authenticator, error) {
+	if deps.FS == nil || deps.Clock == nil || deps.Log == nil {
+		return nil, errors.New("new authenticator: FS, Clock and Log are required")
+	}
+	if deps.PAMService == "" {
+		deps.PAMService = DefaultPAMService
+	}
+	if deps.PAM == nil {
+		deps.PAM = PAMAuthenticate
+	}
+	if deps.Quorate == nil {
+		deps.Quorate = func() bool { return true }
+	}
+	a := &Authenticator{deps: deps, log: deps.Log.With("component", "access")}
+	a.userCfg = cachedFile[*UserCfg]{name: UserCfgFile, parse: func(data []byte) (*UserCfg, error) {
+		cfg, warns := ParseUserCfg(UserCfgFile, data)
+		for _, w := range warns {
+			a.log.Warn("user config problem", "err", w.String())
+		}
+		return cfg, nil
+	}}
+	a.tokenCfg = cachedFile[[]byte]{name: TokenCfgFile, parse: func(data []byte) ([]byte, error) { return data, nil }}
+	parsePub := func(data []byte) (*rsa.PublicKey, error) {
+		if data == nil {
+			return nil, nil
+		}
+		return ticket.ParsePublicKey(data)
+	}
+	a.pub = cachedFile[*rsa.PublicKey]{name: AuthPubFile, parse: parsePub}
+	a.pubOld = cachedFile[*rsa.PublicKey]{name: AuthPubOldFile, parse: parsePub}
+	a.priv = cachedFile[*rsa.PrivateKey]{name: AuthKeyFile, parse: func(data []byte) (*rsa.PrivateKey, error) {
+		if data == nil {
+			return nil, nil
+		}
+		return ticket.ParsePrivateKey(data)
+	}}
+	a.csrf = cachedFile[string]{name: WWWKeyFile, parse: func(data []byte) (string, error) {
+		if data == nil {
+			return "", fmt.Errorf("read %s: %w", WWWKeyFile, fs.ErrNotExist)
+		}
+		return ticket.CSRFSecret(data), nil
+	}}
+	a.domains = cachedFile[map[string]Realm]{name: DomainsFile, parse: func(data []byte) (map[string]Realm, error) {
+		return ParseDomains(data), nil
+	}}
+	for _, l := range []**slog.Logger{&a.userCfg.log, &a.tokenCfg.log, &a.pub.log, &a.pubOld.log,
+		&a.priv.log, &a.csrf.log, &a.domains.log} {
+		*l = a.log
+	}
+	return a, nil
+}
+
+// Invalidate makes the next call re-check every cached file, for a caller
+// that has just written one of them.
+func (a *Authenticator) Invalidate() {
+	a.userCfg.invalidate()
+	a.tokenCfg.invalidate()
+	a.pub.invalidate()
+	a.pubOld.invalidate()
+	a.priv.invalidate()
+	a.csrf.invalidate()
+	a.domains.invalidate()
+}
+
+// UserCfg returns the current user.cfg. The value is shared: do not modify
+// it. If the file cannot be read, the result holds only PVE's defaults.
+func (a *Authenticator) UserCfg() *UserCfg {
+	cfg, err := a.loadUserCfg()
+	if err != nil {
+		return NewUserCfg()
+	}
+	return cfg
+}
+
+// loadUserCfg returns the current user.cfg, or the error that prevents
+// reading it (authentication fails closed on it, as PVE's does).
+func (a *Authenticator) loadUserCfg() (*UserCfg, error) {
+	cfg, _, err := a.userCfg.get(a.deps.FS, a.deps.Clock())
+	if err != nil {
+		return nil, fmt.Errorf("load access control list: %w", err)
+	}
+	return cfg, nil
+}
+
+// publicKeys returns the current and the rotated verification key.
+func (a *Authenticator) publicKeys(now time.Time) []ticket.PublicKey {
+	keys := make([]ticket.PublicKey, 0, 2)
+	for _, f := range []struct {
+		c       *cachedFile[*rsa.PublicKey]
+		rotated bool
+	}{{&a.pub, false}, {&a.pubOld, true}} {
+		k, mtime, err := f.c.get(a.deps.FS, now)
+		if err == nil && k != nil {
+			keys = append(keys, ticket.PublicKey{Key: k, ModTime: mtime, Rotated: f.rotated})
+		}
+	}
+	return keys
+}
+
+// verifyLoginTicket verifies a PVE login ticket and returns its data.
+func (a *Authenticator) verifyLoginTicket(tk string, now time.Time) (string, error) {
+	data, _, err := ticket.Verify(tk, ticket.PrefixLogin, "", a.publicKeys(now), now, a.deps.Quorate())
+	return data, err
+}
+
+// AuthenticateTicket verifies a login ticket (PVEAuthCookie) and returns
+// the user id, which must exist, be enabled and not expired. Half-login
+// (TFA) tickets are refused.
+func (a *Authenticator) AuthenticateTicket(tk string) (string, error) {
+	now := a.deps.Clock()
+	data, err := a.verifyLoginTicket(tk, now)
+	if err != nil {
+		return "", &AuthError{Reason: "invalid ticket"}
+	}
+	switch {
+	case strings.HasPrefix(data, "!tfa!"):
+		return "", &AuthError{Reason: "half-login ticket"}
+	case strings.HasPrefix(data, "tfa!"), strings.HasPrefix(data, "u2f!"):
+		return "", &AuthError{User: data, Reason: "incomplete ticket", Err: ErrIncompleteTicket}
+	}
+	if !ValidUserID(data) {
+		return "", &AuthError{User: data, Reason: "invalid user id in ticket"}
+	}
+	cfg, err := a.loadUserCfg()
+	if err != nil {
+		return "", &AuthError{User: data, Reason: err.Error()}
+	}
+	if err := cfg.Active(data, now.Unix()); err != nil {
+		return "", &AuthError{User: data, Reason: err.Error()}
+	}
+	return data, nil
+}
+
+// AuthenticateToken checks an API token: well-formed id, token and owner
+// in user.cfg, owner enabled and neither expired, secret matching. It
+// returns the token id, which is the authenticated identity.
+func (a *Authenticator) AuthenticateToken(ctx context.Context, tokenID, secret string) (string, error) {
+	if _, _, err := ticket.ParseTokenID(tokenID); err != nil {
+		return "", &AuthError{User: tokenID, Reason: err.Error()}
+	}
+	cfg, err := a.loadUserCfg()
+	if err != nil {
+		return "", &AuthError{User: tokenID, Reason: err.Error()}
+	}
+	if err := cfg.Active(tokenID, a.deps.Clock().Unix()); err != nil {
+		return "", &AuthError{User: tokenID, Reason: err.Error()}
+	}
+	if err := a.verifySecret(ctx, tokenID, secret); err != nil {
+		return "", &AuthError{User: tokenID, Reason: err.Error()}
+	}
+	return tokenID, nil
+}
+
+func (a *Authenticator) verifySecret(ctx context.Context, tokenID, secret string) error {
+	if a.deps.VerifySecret != nil {
+		return a.deps.VerifySecret(ctx, tokenID, secret)
+	}
+	return a.VerifyTokenSecret(tokenID, secret)
+}
+
+// VerifyTokenSecret checks secret against priv/token.cfg (root only). It is
+// the default secret check, and what pvedaemon answers pveproxy with.
+func (a *Authenticator) VerifyTokenSecret(tokenID, secret string) error {
+	data, _, err := a.tokenCfg.get(a.deps.FS, a.deps.Clock())
+	if err != nil {
+		return fmt.Errorf("verify token secret: %w", err)
+	}
+	return VerifyTokenSecret(data, tokenID, secret)
+}
+
+// LoginResult is the answer to a successful POST /access/ticket.
+type LoginResult struct {
+	Username            string                    `json:"username"`
+	Ticket              string                    `json:"ticket"`
+	CSRFPreventionToken string                    `json:"CSRFPreventionToken"`
+	Cap                 map[string]map[string]int `json:"cap"`
+}
+
+// Login implements POST /access/ticket without TFA: username (with
+// "@realm" appended when realm is set) must exist, be enabled and not
+// expired; password is checked through PAM (pam realm) or priv/shadow.cfg
+// (pve realm), or may be a valid ticket of the same user or of root@pam
+// (renewal). A new ticket is signed (rotating the auth key first when it is
+// due). Every failure is an *AuthError (ErrAuthFailed); a user with second
+// factors gets ErrTFANotImplemented after a correct password.
+func (a *Authenticator) Login(ctx context.Context, username, password, realm, clientIP string) (*LoginResult, error) {
+	userid, err := a.checkCredentials(ctx, username, password, realm, clientIP, true)
+	if err != nil {
+		return nil, err
+	}
+	now := a.deps.Clock()
+	key, err := a.signingKey(ctx, now)
+	if err != nil {
+		return nil, fmt.Errorf("login %s: %w", userid, err)
+	}
+	tk, err := ticket.Sign(key, ticket.PrefixLogin, userid, "", now)
+	if err != nil {
+		return nil, fmt.Errorf("login %s: %w", userid, err)
+	}
+	csrf, err := a.CSRFToken(userid)
+	if err != nil {
+		return nil, fmt.Errorf("login %s: %w", userid, err)
+	}
+	return &LoginResult{
+		Username:            userid,
+		Ticket:              tk,
+		CSRFPreventionToken: csrf,
+		Cap:                 a.UserCfg().Caps(userid),
+	}, nil
+}
+
+// VerifyLogin implements the verify mode of POST /access/ticket (path and
+// privs given): the password (or a ticket of the same user) must be valid
+// and the user must hold all privs on path. It returns the user id; the
+// caller adds "cap".
+func (a *Authenticator) VerifyLogin(ctx context.Context, username, password, realm, clientIP, path string, privs []string) (string, error) {
+	userid, err := a.checkCredentials(ctx, username, password, realm, clientIP, false)
+	if err != nil {
+		return "", err
+	}
+	p, ok := NormalizePath(path)
+	if !ok {
+		return "", &AuthError{ClientIP: clientIP, User: userid, Reason: "invalid path - " + path}
+	}
+	if len(privs) == 0 || !a.CheckPrivs(userid, p, privs, false) {
+		return "", &AuthError{ClientIP: clientIP, User: userid,
+			Reason: fmt.Sprintf("no permission (%s, %s)", path, strings.Join(privs, ","))}
+	}
+	return userid, nil
+}
+
+// checkCredentials validates a login attempt and returns the user id.
+// rootTickets allows tickets of root@pam to log in as any user.
+func (a *Authenticator) checkCredentials(ctx context.Context, username, password, realm, clientIP string, rootTickets bool) (string, error) {
+	userid := username
+	if realm != "" {
+		userid += "@" + realm
+	}
+	fail := func(reason string, err error) error {
+		return &AuthError{ClientIP: clientIP, User: userid, Reason: reason, Err: err}
+	}
+	ruid, realmName, err := ticket.ParseUserID(userid)
+	if err != nil {
+		return "", fail(err.Error(), nil)
+	}
+	now := a.deps.Clock()
+	cfg, err := a.loadUserCfg()
+	if err != nil {
+		return "", fail(err.Error(), nil)
+	}
+	if err := cfg.Active(userid, now.Unix()); err != nil {
+		return "", fail(err.Error(), nil)
+	}
+	if strings.HasPrefix(password, ticket.PrefixLogin+":") {
+		if data, err := a.verifyLoginTicket(password, now); err == nil {
+			switch {
+			case data == userid || (rootTickets && data == RootUser):
+				return userid, nil // renewal
+			case strings.HasPrefix(data, "tfa!"+userid), strings.HasPrefix(data, "u2f!"+userid+"!"):
+				return "", fail("incomplete ticket", ErrIncompleteTicket)
+			}
+		}
+	}
+	if password == "" {
+		return "", fail("no password", nil)
+	}
+	domains, _, err := a.domains.get(a.deps.FS, now)
+	if err != nil {
+		return "", fail(err.Error(), nil)
+	}
+	r, ok := domains[realmName]
+	if !ok {
+		return "", fail(fmt.Sprintf("auth domain '%s' does not exist", realmName), nil)
+	}
+	switch r.Type {
+	case "pam":
+		if err := a.deps.PAM(a.deps.PAMService, ruid, password, clientIP); err != nil {
+			return "", fail(err.Error(), nil)
+		}
+	case "pve":
+		data, err := a.deps.FS.ReadFileOrEmpty(ShadowFile)
+		if err != nil {
+			return "", fail(err.Error(), nil)
+		}
+		shadow, _ := ParseShadow(ShadowFile, data)
+		if err := shadow.VerifyPassword(ruid, password); err != nil {
+			return "", fail(err.Error(), nil)
+		}
+	default:
+		return "", fail(fmt.Sprintf("realm type '%s' is not supported", r.Type), nil)
+	}
+	hasTFA, err := a.userHasTFA(cfg, userid, r)
+	if err != nil {
+		return "", fail(err.Error(), nil)
+	}
+	if hasTFA {
+		return "", fmt.Errorf("login %s: %w", userid, ErrTFANotImplemented)
+	}
+	return userid, nil
+}
+
+// userHasTFA reports whether login must ask for a second factor: the realm
+// enforces one, or the user has legacy keys or entries in priv/tfa.cfg.
+func (a *Authenticator) userHasTFA(cfg *UserCfg, userid string, r Realm) (bool, error) {
+	if r.TFA != "" {
+		return true, nil
+	}
+	if u := cfg.Users[userid]; u != nil && u.Keys != "" {
+		return true, nil
+	}
+	data, err := a.deps.FS.ReadFileOrEmpty(TFAFile)
+	if err != nil {
+		return false, err
+	}
+	return UserHasTFA(data, userid), nil
+}
+
+// CSRFToken returns a CSRFPreventionToken for userid.
+func (a *Authenticator) CSRFToken(userid string) (string, error) {
+	now := a.deps.Clock()
+	secret, _, err := a.csrf.get(a.deps.FS, now)
+	if err != nil {
+		return "", fmt.Errorf("csrf token: %w", err)
+	}
+	return ticket.CSRFToken(secret, userid, now), nil
+}
+
+// VerifyCSRF checks a CSRFPreventionToken of userid; the error wraps
+// ticket.ErrInvalidCSRF for a bad token.
+func (a *Authenticator) VerifyCSRF(userid, token string) error {
+	now := a.deps.Clock()
+	secret, _, err := a.csrf.get(a.deps.FS, now)
+	if err != nil {
+		return fmt.Errorf("verify csrf token: %w", err)
+	}
+	if err := ticket.VerifyCSRF(secret, userid, token, now); err != nil {
+		return fmt.Errorf("verify csrf token of %s: %w", userid, err)
+	}
+	return nil
+}
+
+// Permissions returns authid's privileges on path (see
+// UserCfg.Permissions); a user or token that is unknown, disabled or
+// expired has none.
+func (a *Authenticator) Permissions(authid, path string) PrivSet {
+	cfg := a.UserCfg()
+	if cfg.Active(authid, a.deps.Clock().Unix()) != nil {
+		return PrivSet{}
+	}
+	return cfg.Permissions(authid, path)
+}
+
+// CheckPrivs reports whether authid holds all of privs on path, or any of
+// them with any set (see UserCfg.CheckPrivs); inactive ids hold nothing.
+func (a *Authenticator) CheckPrivs(authid, path string, privs []string, anyOf bool) bool {
+	cfg := a.UserCfg()
+	if cfg.Active(authid, a.deps.Clock().Unix()) != nil {
+		return false
+	}
+	return cfg.CheckPrivs(authid, path, privs, anyOf)
+}
+
+// PermissionsTree answers GET /access/permissions without a path (see
+// UserCfg.PermissionsTree); inactive ids get an empty map.
+func (a *Authenticator) PermissionsTree(authid string) map[string]map[string]int {
+	cfg := a.UserCfg()
+	if cfg.Active(authid, a.deps.Clock().Unix()) != nil {
+		return map[string]map[string]int{}
+	}
+	return cfg.PermissionsTree(authid)
+}
+
+// Caps computes the "cap" object of the login response (see
+// UserCfg.Caps); inactive ids get empty groups.
+func (a *Authenticator) Caps(authid string) map[string]map[string]int {
+	cfg := a.UserCfg()
+	if cfg.Active(authid, a.deps.Clock().Unix()) != nil {
+		return emptyCaps()
+	}
+	return cfg.Caps(authid)
+}
+
+// signingKey returns the private key for new tickets, creating or rotating
+// the key pair first when it is missing or due.
+func (a *Authenticator) signingKey(ctx context.Context, now time.Time) (*rsa.PrivateKey, error) {
+	if _, err := a.RotateKeyIfNeeded(ctx); err != nil {
+		return nil, err
+	}
+	key, _, err := a.priv.get(a.deps.FS, now)
+	if err != nil {
+		return nil, fmt.Errorf("load auth key: %w", err)
+	}
+	if key == nil {
+		return nil, fmt.Errorf("load auth key: %s: %w", AuthKeyFile, fs.ErrNotExist)
+	}
+	return key, nil
+}
+
+// keyRotationDue applies PVE's rule: the pair is missing, the public key is
+// at least 24 h old, or it lies more than the grace period in the future
+// (unless the rotated key is recent enough to explain that).
+func (a *Authenticator) keyRotationDue(now time.Time) bool {
+	pub, mtime, err := a.pub.get(a.deps.FS, now)
+	if err != nil || pub == nil {
+		return true
+	}
+	priv, _, err := a.priv.get(a.deps.FS, now)
+	if err != nil || priv == nil {
+		return true
+	}
+	n, m := now.Unix(), mtime.Unix()
+	switch {
+	case n-m >= ticket.KeyLifetime:
+		return true
+	case m > n+ticket.Grace:
+		old, oldMtime, err := a.pubOld.get(a.deps.FS, now)
+		if err == nil && old != nil {
+			om := oldMtime.Unix()
+			if m >= om && m-om < ticket.Lifetime {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// RotateKeyIfNeeded creates the auth key pair when it is missing and
+// rotates it when it is due (see keyRotationDue) and the cluster is
+// quorate: the current public key becomes authkey.pub.old, then the new
+// public and private keys are written. It runs under the config root's lock
+// of priv/authkey.key and reports whether it changed the keys.
+func (a *Authenticator) RotateKeyIfNeeded(ctx context.Context) (bool, error) {
+	if !a.keyRotationDue(a.deps.Clock()) {
+		return false, nil
+	}
+	if !a.deps.Quorate() {
+		return false, nil
+	}
+	a.rotateMu.Lock()
+	defer a.rotateMu.Unlock()
+	unlock, err := a.deps.FS.Lock(ctx, AuthKeyFile)
+	if err != nil {
+		return false, fmt.Errorf("rotate auth key: %w", err)
+	}
+	defer unlock()
+	// re-check with the lock held: another process may have rotated
+	a.pub.invalidate()
+	a.pubOld.invalidate()
+	a.priv.invalidate()
+	now := a.deps.Clock()
+	if !a.keyRotationDue(now) {
+		return false, nil
+	}
+	if err := a.deps.FS.MkdirAll("priv", 0o700); err != nil {
+		return false, fmt.Errorf("rotate auth key: %w", err)
+	}
+	oldPub, _, err := a.pub.get(a.deps.FS, now)
+	if err == nil && oldPub != nil {
+		pem, err := ticket.MarshalPublicKey(oldPub)
+		if err != nil {
+			return false, fmt.Errorf("rotate auth key: %w", err)
+		}
+		if err := a.writeShared(AuthPubOldFile, pem); err != nil {
+			return false, fmt.Errorf("rotate auth key: store old key: %w", err)
+		}
+	}
+	privPEM, pubPEM, err := ticket.GenerateAuthKey()
+	if err != nil {
+		return false, fmt.Errorf("rotate auth key: %w", err)
+	}
+	if err := a.writeShared(AuthPubFile, pubPEM); err != nil {
+		return false, fmt.Errorf("rotate auth key: %w", err)
+	}
+	if err := a.deps.FS.WriteFile(AuthKeyFile, privPEM, 0o600); err != nil {
+		// a public key without its private key would make every new
+		// ticket fail; remove both so the next attempt starts over
+		_ = a.deps.FS.Remove(AuthPubFile)
+		return false, fmt.Errorf("rotate auth key: %w", err)
+	}
+	a.Invalidate()
+	a.log.Info("auth key rotated")
+	return true, nil
+}
+
+// EnsureKeys creates the auth key pair and pve-www.key when they are
+// missing (pvedaemon calls it at start).
+func (a *Authenticator) EnsureKeys(ctx context.Context) error {
+	if _, err := a.RotateKeyIfNeeded(ctx); err != nil {
+		return err
+	}
+	a.rotateMu.Lock()
+	defer a.rotateMu.Unlock()
+	unlock, err := a.deps.FS.Lock(ctx, WWWKeyFile)
+	if err != nil {
+		return fmt.Errorf("ensure %s: %w", WWWKeyFile, err)
+	}
+	defer unlock()
+	if _, err := a.deps.FS.Stat(WWWKeyFile); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("ensure %s: %w", WWWKeyFile, err)
+	}
+	privPEM, _, err := ticket.GenerateAuthKey()
+	if err != nil {
+		return fmt.Errorf("ensure %s: %w", WWWKeyFile, err)
+	}
+	if err := a.writeShared(WWWKeyFile, privPEM); err != nil {
+		return fmt.Errorf("ensure %s: %w", WWWKeyFile, err)
+	}
+	a.csrf.invalidate()
+	return nil
+}
+
+// writeShared writes a file unprivileged daemons read: mode 0640, group
+// KeyGID when the file is new.
+func (a *Authenticator) writeShared(name string, data []byte) error {
+	_, statErr := a.deps.FS.Stat(name)
+	if err := a.deps.FS.WriteFile(name, data, 0o640); err != nil {
+		return err
+	}
+	if errors.Is(statErr, fs.ErrNotExist) && a.deps.KeyGID > 0 {
+		p, err := a.deps.FS.Path(name)
+		if err != nil {
+			return err
+		}
+		if err := os.Chown(p, -1, a.deps.KeyGID); err != nil {
+			return fmt.Errorf("chown %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// UpdateUserCfg runs a read-modify-write of user.cfg under its lock: fn
+// gets a freshly parsed private copy (lines PVE would drop are dropped) and
+// the result is written back in PVE's format. An error from fn aborts
+// without writing.
+func UpdateUserCfg(ctx context.Context, root *pvefs.Root, fn func(*UserCfg) error) error {
+	return root.Update(ctx, UserCfgFile, 0o640, func(old []byte) ([]byte, error) {
+		cfg, _ := ParseUserCfg(UserCfgFile, old)
+		if err := fn(cfg); err != nil {
+			return nil, err
+		}
+		return cfg.Marshal(), nil
+	})
+}
+
+// UpdateTokenSecrets runs a read-modify-write of priv/token.cfg under its
+// lock.
+func UpdateTokenSecrets(ctx context.Context, root *pvefs.Root, fn func(TokenSecrets) error) error {
+	if err := root.MkdirAll("priv", 0o700); err != nil {
+		return err
+	}
+	return root.Update(ctx, TokenCfgFile, 0o600, func(old []byte) ([]byte, error) {
+		s, _ := ParseTokenCfg(TokenCfgFile, old)
+		if err := fn(s); err != nil {
+			return nil, err
+		}
+		return s.Marshal(), nil
+	})
+}
+
+// SetPassword stores the SHA-256 crypt hash of password for the pve realm
+// user (name without realm) in priv/shadow.cfg.
+func SetPassword(ctx context.Context, root *pvefs.Root, user, password string) error {
+	hash, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	if err := root.MkdirAll("priv", 0o700); err != nil {
+		return err
+	}
+	return root.Update(ctx, ShadowFile, 0o600, func(old []byte) ([]byte, error) {
+		s, _ := ParseShadow(ShadowFile, old)
+		s[user] = hash
+		return s.Marshal(), nil
+	})
+}

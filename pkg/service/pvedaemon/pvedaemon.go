@@ -1,0 +1,237 @@
+// Package pvedaemon wires the privileged API daemon: root, plain HTTP on
+// 127.0.0.1:85 only, serving every API method including the protected ones,
+// for calls forwarded by the local pveproxy.
+package pvedaemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os/user"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/pvenode/pvenode/pkg/access"
+	"github.com/pvenode/pvenode/pkg/api"
+	accessapi "github.com/pvenode/pvenode/pkg/api2/access"
+	"github.com/pvenode/pvenode/pkg/api2/nodes"
+	"github.com/pvenode/pvenode/pkg/api2/tree"
+	"github.com/pvenode/pvenode/pkg/buildinfo"
+	"github.com/pvenode/pvenode/pkg/daemon"
+	"github.com/pvenode/pvenode/pkg/defaultsfile"
+	"github.com/pvenode/pvenode/pkg/httpd"
+	"github.com/pvenode/pvenode/pkg/nodestatus"
+	"github.com/pvenode/pvenode/pkg/pvefs"
+	"github.com/pvenode/pvenode/pkg/setup"
+	"github.com/pvenode/pvenode/pkg/tlsconf"
+)
+
+// Name is the daemon's name.
+const Name = "pvedaemon"
+
+// TokenCheckPath is the loopback-only endpoint pveproxy uses to verify API
+// token secrets, which live in the root-only priv/token.cfg (PVE asks
+// pmxcfs, which runs as root, the same question).
+const TokenCheckPath = "/internal/token-check"
+
+// Spec returns the daemon.Spec of pvedaemon.
+func Spec() daemon.Spec {
+	return daemon.Spec{
+		Name:  Name,
+		Short: "PVE API daemon (privileged, 127.0.0.1:85)",
+		Flags: func(fs *pflag.FlagSet) {
+			fs.String("listen", buildinfo.DaemonAddr, "loopback address to listen on (host must be 127.0.0.1)")
+			fs.String("node", "", "node name (default: the host name up to the first dot)")
+			fs.String("pam-service", access.DefaultPAMService, "PAM service of the pam realm")
+		},
+		New: New,
+	}
+}
+
+// Service is a running pvedaemon.
+type Service struct {
+	env  daemon.Env
+	log  *slog.Logger
+	addr string
+	node string
+	pam  string
+	root *pvefs.Root
+	ln   net.Listener
+	srv  *http.Server
+	auth *access.Authenticator
+}
+
+// New builds the service from the parsed flags.
+func New(env daemon.Env) (daemon.Service, error) {
+	addr, _ := env.Flags.GetString("listen")
+	if err := CheckLoopback(addr); err != nil {
+		return nil, err
+	}
+	node, _ := env.Flags.GetString("node")
+	pam, _ := env.Flags.GetString("pam-service")
+	return &Service{env: env, log: env.Log, addr: addr, node: node, pam: pam}, nil
+}
+
+// CheckLoopback refuses any listen address but 127.0.0.1: pvedaemon runs as
+// root and trusts the client address pveproxy passes, so it must never be
+// reachable from elsewhere.
+func CheckLoopback(addr string) error {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if ap.Addr() != netip.AddrFrom4([4]byte{127, 0, 0, 1}) {
+		return fmt.Errorf("listen address %q: pvedaemon listens on 127.0.0.1 only", addr)
+	}
+	return nil
+}
+
+// Listen prepares the config root (keys and certificates on first start),
+// checks /etc/default/pvedaemon and binds the loopback socket.
+func (s *Service) Listen(ctx context.Context) error {
+	root, err := pvefs.Open(s.env.Paths.ConfigRoot)
+	if err != nil {
+		return err
+	}
+	s.root = root
+	res, err := setup.Ensure(ctx, root, setup.Options{NodeName: s.node, Log: s.log})
+	if err != nil {
+		return err
+	}
+	s.node = res.NodeName
+	if err := s.checkDefaults(); err != nil {
+		return err
+	}
+	s.auth, err = access.NewAuthenticator(access.Deps{
+		FS: root, Clock: time.Now, Log: s.log, PAMService: s.pam, KeyGID: serviceGID(),
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.auth.EnsureKeys(ctx); err != nil {
+		return err
+	}
+	reg := tree.Registry(tree.Deps{
+		Nodes: nodes.Deps{
+			Status:      nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}),
+			Privs:       s.auth,
+			Fingerprint: func() string { return nodeFingerprint(root, s.node) },
+		},
+		Access: accessapi.Deps{Access: s.auth, Log: s.log},
+	})
+	apiSrv, err := api.NewServer(api.Config{
+		Registry: reg, Auth: s.auth, Mode: api.ModeDaemon, NodeName: s.node, Log: s.log,
+		ClientIP: forwardedClientIP,
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api2/", apiSrv)
+	mux.HandleFunc("POST "+TokenCheckPath, s.tokenCheck)
+	s.srv = httpd.NewServer(httpd.ServerConfig{
+		Handler: httpd.Chain(mux, httpd.StdHeaders, httpd.Limits(512<<10)),
+		Log:     s.log,
+	})
+	ln, err := net.Listen("tcp4", s.addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.addr, err)
+	}
+	s.ln = ln
+	s.log.Info("listening", "addr", ln.Addr().String(), "node", s.node)
+	return nil
+}
+
+// checkDefaults validates /etc/default/pvedaemon; PVE reads only
+// MAX_WORKERS from it, which this implementation (one process, goroutines)
+// accepts and range-checks.
+func (s *Service) checkDefaults() error {
+	path := s.env.Paths.DefaultsFile(Name)
+	vals, err := defaultsfile.Load(path)
+	if err != nil {
+		return err
+	}
+	if v, ok := vals["MAX_WORKERS"]; ok {
+		var n int
+		if _, err := fmt.Sscan(v.Value, &n); err != nil || n < 1 || n > 127 {
+			s.log.Warn("ignoring invalid MAX_WORKERS", "path", path, "line", v.Line, "value", v.Value)
+		}
+	}
+	return nil
+}
+
+// forwardedClientIP trusts the PVEClientIP header, as PVE's pvedaemon does:
+// only local processes reach 127.0.0.1:85 and pveproxy always sets it.
+func forwardedClientIP(r *http.Request) netip.Addr {
+	if v := r.Header.Get(api.HeaderClientIP); v != "" {
+		if a, err := netip.ParseAddr(v); err == nil {
+			return a.Unmap()
+		}
+	}
+	return api.PeerAddr(r)
+}
+
+// tokenCheck answers pveproxy's question whether an API token secret is
+// valid: 204 if so, 403 if not. Only the secret is checked here; expiry and
+// the owner's state are checked by the caller from user.cfg.
+func (s *Service) tokenCheck(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	if err := s.auth.VerifyTokenSecret(r.PostForm.Get("tokenid"), r.PostForm.Get("secret")); err != nil {
+		http.Error(w, "invalid token", http.StatusForbidden)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Serve serves until Shutdown.
+func (s *Service) Serve(ctx context.Context) error {
+	err := s.srv.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Reload re-reads /etc/default/pvedaemon; the access files are re-read by
+// the authenticator whenever they change.
+func (s *Service) Reload(ctx context.Context) error {
+	return s.checkDefaults()
+}
+
+// Shutdown lets in-flight calls finish within ctx's deadline.
+func (s *Service) Shutdown(ctx context.Context) error {
+	return httpd.Shutdown(ctx, s.srv)
+}
+
+// nodeFingerprint is the SHA-256 fingerprint of the node certificate.
+func nodeFingerprint(root *pvefs.Root, node string) string {
+	b, err := root.ReadFile("nodes/" + node + "/pve-ssl.pem")
+	if err != nil {
+		return ""
+	}
+	fp, err := tlsconf.FingerprintPEM(b)
+	if err != nil {
+		return ""
+	}
+	return fp
+}
+
+// serviceGID is the group of files the unprivileged daemons read, or 0
+// when the account does not exist.
+func serviceGID() int {
+	g, err := user.LookupGroup(buildinfo.ServiceUser)
+	if err != nil {
+		return 0
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	return gid
+}

@@ -1,0 +1,310 @@
+// Package pveproxy wires the public API front: HTTPS on port 8006 on every
+// address, running as www-data after binding. It applies the host ACL and
+// TLS policy of /etc/default/pveproxy, answers unprotected calls itself and
+// forwards protected ones to the local pvedaemon.
+package pveproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/pvenode/pvenode/pkg/access"
+	"github.com/pvenode/pvenode/pkg/api"
+	accessapi "github.com/pvenode/pvenode/pkg/api2/access"
+	"github.com/pvenode/pvenode/pkg/api2/nodes"
+	"github.com/pvenode/pvenode/pkg/api2/tree"
+	"github.com/pvenode/pvenode/pkg/buildinfo"
+	"github.com/pvenode/pvenode/pkg/daemon"
+	"github.com/pvenode/pvenode/pkg/httpd"
+	"github.com/pvenode/pvenode/pkg/netacl"
+	"github.com/pvenode/pvenode/pkg/nodename"
+	"github.com/pvenode/pvenode/pkg/nodestatus"
+	"github.com/pvenode/pvenode/pkg/proxyconf"
+	"github.com/pvenode/pvenode/pkg/pvefs"
+	"github.com/pvenode/pvenode/pkg/reqinfo"
+	"github.com/pvenode/pvenode/pkg/tlsconf"
+)
+
+// Name is the daemon's name.
+const Name = "pveproxy"
+
+// Spec returns the daemon.Spec of pveproxy.
+func Spec() daemon.Spec {
+	return daemon.Spec{
+		Name:  Name,
+		Short: "PVE API proxy (HTTPS on port 8006, runs as www-data)",
+		User:  buildinfo.ServiceUser,
+		Flags: func(fs *pflag.FlagSet) {
+			fs.Int("port", buildinfo.ProxyPort, "TCP port to listen on")
+			fs.String("daemon-addr", buildinfo.DaemonAddr, "address of the local pvedaemon")
+			fs.String("node", "", "node name (default: the host name up to the first dot)")
+			fs.Duration("auth-fail-delay", 3*time.Second, "how long failed authentications are held back (PVE: 3s)")
+		},
+		New: New,
+	}
+}
+
+// settings is the part of the configuration a reload swaps.
+type settings struct {
+	cfg *proxyconf.Config
+}
+
+// Service is a running pveproxy.
+type Service struct {
+	env        daemon.Env
+	log        *slog.Logger
+	port       int
+	daemonAddr string
+	node       string
+	failDelay  time.Duration
+	defaults   string // /etc/default/pveproxy
+
+	root    *pvefs.Root
+	cur     atomic.Pointer[settings]
+	tls     *tlsconf.Manager
+	lns     []net.Listener
+	srv     *http.Server
+	alog    *httpd.AccessLog
+	forward *api.Forwarder
+	tokens  *tokenChecker
+	serveWG sync.WaitGroup
+}
+
+// New builds the service from the parsed flags.
+func New(env daemon.Env) (daemon.Service, error) {
+	port, _ := env.Flags.GetInt("port")
+	daddr, _ := env.Flags.GetString("daemon-addr")
+	node, _ := env.Flags.GetString("node")
+	delay, _ := env.Flags.GetDuration("auth-fail-delay")
+	if port < 1 || port > 65535 {
+		return nil, fmt.Errorf("--port %d: out of range", port)
+	}
+	return &Service{
+		env: env, log: env.Log, port: port, daemonAddr: daddr, node: node, failDelay: delay,
+		defaults: env.Paths.DefaultsFile(Name),
+	}, nil
+}
+
+// Listen reads /etc/default/pveproxy and the certificates (as root) and
+// binds the listening sockets; a bad setting stops the start with an error
+// naming the file, line and key.
+func (s *Service) Listen(ctx context.Context) error {
+	cfg, err := proxyconf.Load(s.defaults)
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		s.log.Warn("setting not fully supported", "path", s.defaults, "detail", w)
+	}
+	s.cur.Store(&settings{cfg: cfg})
+
+	root, err := pvefs.Open(s.env.Paths.ConfigRoot)
+	if err != nil {
+		return err
+	}
+	s.root = root
+	if s.node, err = nodename.Resolve(s.node); err != nil {
+		return err
+	}
+	certs, err := tlsconf.LoadCertificates(s.localDir(), cfg.TLSKeyFile)
+	if err != nil {
+		return err
+	}
+	s.logCertWarnings(certs)
+	s.tls, err = tlsconf.New(cfg.TLS, certs, s.log)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.defaults, err)
+	}
+
+	logDir := filepath.Join(s.env.Paths.LogDir, "pveproxy")
+	if err := os.MkdirAll(logDir, 0o750); err != nil {
+		return fmt.Errorf("access log: %w", err)
+	}
+	if err := chownToService(logDir); err != nil {
+		return fmt.Errorf("access log: %w", err)
+	}
+	s.alog, err = httpd.OpenAccessLog(filepath.Join(logDir, "access.log"), httpd.AccessLogOptions{})
+	if err != nil {
+		return err
+	}
+	_ = chownToService(filepath.Join(logDir, "access.log"))
+
+	s.tokens = newTokenChecker(s.daemonAddr, s.log)
+	auth, err := access.NewAuthenticator(access.Deps{
+		FS: root, Clock: time.Now, Log: s.log, VerifySecret: s.tokens.verify,
+	})
+	if err != nil {
+		return err
+	}
+	s.forward = api.NewForwarder(s.daemonAddr, 30*time.Second, s.log)
+	reg := tree.Registry(tree.Deps{
+		Nodes: nodes.Deps{
+			Status:      nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}),
+			Privs:       auth,
+			Fingerprint: func() string { return s.fingerprint() },
+		},
+		Access: accessapi.Deps{Access: auth, Log: s.log},
+	})
+	apiSrv, err := api.NewServer(api.Config{
+		Registry: reg, Auth: auth, Mode: api.ModeProxy, NodeName: s.node, Log: s.log,
+		Forward: s.forward, AuthFailDelay: s.failDelay,
+		ClientIP: func(r *http.Request) netip.Addr { return reqinfo.FromContext(r.Context()).ClientIP() },
+		SetUser:  func(r *http.Request, id string) { reqinfo.FromContext(r.Context()).SetUser(id) },
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api2/", apiSrv)
+	mux.HandleFunc("/", indexPage)
+	handler := httpd.Chain(mux,
+		httpd.StdHeaders,
+		s.alog.Wrap,
+		s.realIP,
+		httpd.Compress(func() bool { return s.cur.Load().cfg.Compression }),
+		httpd.Limits(512<<10),
+	)
+	s.srv = httpd.NewServer(httpd.ServerConfig{Handler: handler, Log: s.log})
+
+	lns, err := proxyconf.Listen(ctx, cfg, s.port)
+	if err != nil {
+		return err
+	}
+	for _, ln := range lns {
+		acl := httpd.ACLListener(ln, s.allowed, s.alog.Denied)
+		s.lns = append(s.lns, httpd.TLSSniffListener(acl, s.tls.ServerConfig(), s.log,
+			httpd.WithRedirectLog(s.alog.Redirected)))
+		s.log.Info("listening", "addr", ln.Addr().String())
+	}
+	return nil
+}
+
+func (s *Service) logCertWarnings(c *tlsconf.CertSet) {
+	for _, w := range c.Warnings {
+		s.log.Warn("certificate", "detail", w)
+	}
+}
+
+func (s *Service) localDir() string {
+	return filepath.Join(s.root.Dir(), "nodes", s.node)
+}
+
+func (s *Service) allowed(a netip.Addr) bool { return s.cur.Load().cfg.Policy.Allowed(a) }
+
+// realIP applies PROXY_REAL_IP_HEADER with the settings of the moment.
+func (s *Service) realIP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cfg := s.cur.Load().cfg
+		if cfg.RealIPHeader == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		var trusted func(netip.Addr) bool
+		if set := cfg.RealIPAllowFrom; set != nil {
+			trusted = func(a netip.Addr) bool { return netacl.Contains(set, a) }
+		}
+		httpd.RealIP(cfg.RealIPHeader, trusted)(next).ServeHTTP(w, r)
+	})
+}
+
+func (s *Service) fingerprint() string {
+	_, certs := s.tls.Current()
+	if certs == nil || certs.Primary == nil || certs.Primary.Leaf == nil {
+		return ""
+	}
+	return tlsconf.Fingerprint(certs.Primary.Leaf)
+}
+
+// Serve serves on every listener until Shutdown.
+func (s *Service) Serve(ctx context.Context) error {
+	errc := make(chan error, len(s.lns))
+	for _, ln := range s.lns {
+		s.serveWG.Add(1)
+		go func(ln net.Listener) {
+			defer s.serveWG.Done()
+			if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}(ln)
+	}
+	s.serveWG.Wait()
+	close(errc)
+	return <-errc
+}
+
+// Reload re-reads /etc/default/pveproxy and the certificates. New settings
+// apply to new connections and requests at once; the listening sockets stay
+// open and in-flight requests finish under the settings they started with.
+// A bad file keeps the running configuration.
+func (s *Service) Reload(ctx context.Context) error {
+	cfg, err := proxyconf.Load(s.defaults)
+	if err != nil {
+		return err
+	}
+	certs, err := tlsconf.LoadCertificates(s.localDir(), cfg.TLSKeyFile)
+	if err != nil {
+		return err
+	}
+	s.logCertWarnings(certs)
+	if err := s.tls.Reload(cfg.TLS, certs); err != nil {
+		return fmt.Errorf("%s: %w", s.defaults, err)
+	}
+	old := s.cur.Swap(&settings{cfg: cfg})
+	if old.cfg.ListenIP != cfg.ListenIP {
+		s.log.Warn("LISTEN_IP changed; it takes effect on restart", "path", s.defaults)
+	}
+	for _, w := range cfg.Warnings {
+		s.log.Warn("setting not fully supported", "path", s.defaults, "detail", w)
+	}
+	if err := s.alog.Reopen(); err != nil {
+		s.log.Warn("reopen access log", "err", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting and lets in-flight requests finish within ctx's
+// deadline.
+func (s *Service) Shutdown(ctx context.Context) error {
+	err := httpd.Shutdown(ctx, s.srv)
+	s.forward.Close()
+	if cerr := s.alog.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// chownToService gives path to the service user when running as root, so
+// the dropped daemon can write its log.
+func chownToService(path string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	uid, gid, err := serviceIDs()
+	if err != nil {
+		return err
+	}
+	return os.Chown(path, uid, gid)
+}
+
+func serviceIDs() (int, int, error) {
+	u, err := lookupUser(buildinfo.ServiceUser)
+	if err != nil {
+		return 0, 0, err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return uid, gid, nil
+}
