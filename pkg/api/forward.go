@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/reqinfo"
 	"github.com/pvenode/pvenode/pkg/ticket"
 )
 
@@ -104,6 +105,10 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, body []byte,
 	}
 	if resp.ContentLength >= 0 {
 		out.Set("Content-Length", itoa(resp.ContentLength))
+	}
+	// Relay pvedaemon's reason phrase ("401 authentication failure").
+	if _, reason, ok := strings.Cut(resp.Status, " "); ok && resp.StatusCode >= 400 {
+		reqinfo.FromContext(ctx).SetReason(reason)
 	}
 	w.WriteHeader(resp.StatusCode)
 	if _, err := io.Copy(w, resp.Body); err != nil && ctx.Err() == nil && !isClosed(err) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/reqinfo"
 	"github.com/pvenode/pvenode/pkg/ticket"
 )
 
@@ -109,16 +110,16 @@ const (
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	format, segs, err := splitAPIPath(r.URL)
 	if err != nil {
-		writeError(w, "json", err)
+		s.writeError(w, r, "json", err)
 		return
 	}
 	if format != "json" && format != "extjs" {
-		writeError(w, "json", Errorf(http.StatusNotImplemented, "no formatter for uri %s", r.URL.Path))
+		s.writeError(w, r, "json", Errorf(http.StatusNotImplemented, "no formatter for uri %s", r.URL.Path))
 		return
 	}
 	m, pathParams, _ := s.cfg.Registry.Lookup(r.Method, segs)
 	if m == nil {
-		writeError(w, format, Errorf(http.StatusNotImplemented, "Method '%s /%s' not implemented", r.Method, strings.Join(segs, "/")))
+		s.writeError(w, r, format, Errorf(http.StatusNotImplemented, "Method '%s /%s' not implemented", r.Method, strings.Join(segs, "/")))
 		return
 	}
 	data, total, err := s.serve(w, r, m, pathParams)
@@ -126,10 +127,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		writeError(w, format, err)
+		s.writeError(w, r, format, err)
 		return
 	}
 	writeData(w, format, data, total)
+}
+
+// writeError renders err, and asks for its first line as the HTTP reason
+// phrase, as PVE answers ("HTTP/1.1 401 No ticket").
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, format string, err error) {
+	e := asError(err)
+	if format != "extjs" {
+		reqinfo.FromContext(r.Context()).SetReason(e.Message)
+	}
+	writeError(w, format, e)
 }
 
 // errForwarded says the response was written by the forwarder.
@@ -200,6 +211,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathPa
 	data, err := m.Handle(r.Context(), req)
 	if err != nil {
 		e := asError(err)
+		s.delayAuthFailure(r.Context(), e)
 		if e.Status >= 500 {
 			s.cfg.Log.Error("api call failed", "method", m.HTTP, "path", m.Path, "err", strings.TrimSpace(e.Message))
 		}

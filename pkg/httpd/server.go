@@ -113,20 +113,26 @@ func NewServer(cfg ServerConfig) *http.Server {
 // connContext stores the connection's peer (IPv4-mapped addresses turned into
 // plain IPv4) in a connection-level Info.
 func connContext(ctx context.Context, c net.Conn) context.Context {
-	return reqinfo.NewContext(ctx, reqinfo.New(peerOf(c.RemoteAddr())))
+	info := reqinfo.New(peerOf(c.RemoteAddr()))
+	if rc, ok := c.(*reasonConn); ok {
+		info = info.WithReason(rc.setReason)
+	}
+	return reqinfo.NewContext(ctx, info)
 }
 
 // requestInfo gives every request its own Info, so a user or real IP learned
 // by one request on a keep-alive connection does not leak into the next.
 func requestInfo(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var peer netip.AddrPort
+		var info *reqinfo.Info
 		if ci := reqinfo.FromContext(r.Context()); ci != nil {
-			peer = ci.Peer()
+			info = ci.WithReason(ci.SetReason)
 		} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-			peer = normalize(ap)
+			info = reqinfo.New(normalize(ap))
+		} else {
+			info = reqinfo.New(netip.AddrPort{})
 		}
-		ctx := reqinfo.NewContext(r.Context(), reqinfo.New(peer))
+		ctx := reqinfo.NewContext(r.Context(), info)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

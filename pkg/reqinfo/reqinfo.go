@@ -10,6 +10,9 @@ import (
 // layer and the access log. Create it with New.
 type Info struct {
 	peer netip.AddrPort // set by New, never changed
+	// reason receives the reason phrase for the response (set by the HTTP
+	// front before the handler runs, never changed afterwards).
+	reason func(string)
 
 	mu       sync.Mutex // guards user and clientIP
 	user     string
@@ -88,4 +91,23 @@ func NewContext(ctx context.Context, i *Info) context.Context {
 func FromContext(ctx context.Context) *Info {
 	i, _ := ctx.Value(ctxKey{}).(*Info)
 	return i
+}
+
+// WithReason returns a copy of i's peer in a new Info whose SetReason hands
+// the reason phrase to sink. The HTTP front uses it to connect the API layer
+// to the connection that writes the status line.
+func (i *Info) WithReason(sink func(string)) *Info {
+	n := New(i.Peer())
+	n.reason = sink
+	return n
+}
+
+// SetReason asks for msg as the HTTP reason phrase of the response to this
+// request, as PVE puts an error's first line there. It does nothing when the
+// connection cannot do it (or for a nil Info).
+func (i *Info) SetReason(msg string) {
+	if i == nil || i.reason == nil {
+		return
+	}
+	i.reason(msg)
 }

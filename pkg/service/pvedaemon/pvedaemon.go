@@ -143,7 +143,7 @@ func (s *Service) Listen(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.addr, err)
 	}
-	s.ln = ln
+	s.ln = httpd.ReasonListener(ln)
 	s.log.Info("listening", "addr", ln.Addr().String(), "node", s.node)
 	return nil
 }

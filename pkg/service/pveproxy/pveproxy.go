@@ -185,8 +185,8 @@ func (s *Service) Listen(ctx context.Context) error {
 	}
 	for _, ln := range lns {
 		acl := httpd.ACLListener(ln, s.allowed, s.alog.Denied)
-		s.lns = append(s.lns, httpd.TLSSniffListener(acl, s.tls.ServerConfig(), s.log,
-			httpd.WithRedirectLog(s.alog.Redirected)))
+		tlsLn := httpd.TLSSniffListener(acl, s.tls.ServerConfig(), s.log, httpd.WithRedirectLog(s.alog.Redirected))
+		s.lns = append(s.lns, httpd.ReasonListener(tlsLn))
 		s.log.Info("listening", "addr", ln.Addr().String())
 	}
 	return nil
