@@ -47,8 +47,9 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 
-deb: build ## build the Debian package (needs dpkg-dev, debhelper)
-	dpkg-buildpackage -us -uc -b
+deb: build ## build the Debian package into ../ (needs dpkg-dev, debhelper)
+	ln -sfn deploy/debian debian
+	dpkg-buildpackage -us -uc -b; status=$$?; rm -f debian; exit $$status
 
 clean: ## remove build output
 	rm -rf $(BIN) test.log

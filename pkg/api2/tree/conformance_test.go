@@ -2,6 +2,8 @@ package tree
 
 import (
 	"bytes"
+	"flag"
+	"os"
 	"testing"
 
 	"github.com/pvenode/pvenode/pkg/apischema"
@@ -44,4 +46,33 @@ func TestConformsToPVESchema(t *testing.T) {
 		t.Errorf("PVE schema has %d methods; want 649", total)
 	}
 	t.Logf("%d of %d PVE API methods implemented", impl, total)
+}
+
+var update = flag.Bool("update", false, "rewrite docs/api-coverage.txt")
+
+// TestCoverageDocIsCurrent keeps docs/api-coverage.txt (the output of
+// `make api-coverage`) in step with the declarations; `go test -update`
+// rewrites it.
+func TestCoverageDocIsCurrent(t *testing.T) {
+	pve, err := apischema.LoadFile("../../apischema/testdata/pve-api-schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if err := apischema.WriteCoverageReport(&got, ourSchema(t), pve); err != nil {
+		t.Fatal(err)
+	}
+	const path = "../../../docs/api-coverage.txt"
+	if *update {
+		if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Errorf("docs/api-coverage.txt is stale; run go test ./pkg/api2/tree -update")
+	}
 }
