@@ -164,6 +164,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathPa
 		raw[k] = v
 	}
 
+	// allowtoken = 0 refuses API tokens before anything else, even for
+	// methods that need no authentication (POST /access/ticket), as PVE.
+	if m.NoToken && usesAPIToken(r) {
+		return nil, nil, noTokenError(r)
+	}
+
 	var id Identity
 	if m.Permissions.User != "world" {
 		id, err = s.authenticate(r, m)
@@ -256,10 +262,6 @@ func (s *Server) authenticate(r *http.Request, m *Method) (Identity, error) {
 	}
 	if authz != "" {
 		if tokenid, secret, ok := ticket.ParseAPIToken(authz); ok {
-			if m.NoToken {
-				return Identity{}, &Error{Status: http.StatusForbidden, Message: fmt.Sprintf(
-					"Permission check failed (URI '%s' not available with API token, need proper ticket.)\n", r.URL.Path)}
-			}
 			userid, err := s.cfg.Auth.AuthenticateToken(r.Context(), tokenid, secret)
 			if err != nil {
 				s.cfg.Log.Debug("token refused", "token", tokenid, "err", err)
@@ -269,6 +271,28 @@ func (s *Server) authenticate(r *http.Request, m *Method) (Identity, error) {
 		}
 	}
 	return Identity{}, &Error{Status: http.StatusUnauthorized, Message: MsgNoTicket}
+}
+
+// usesAPIToken reports whether r authenticates with an API token: it has a
+// PVEAPIToken Authorization and no ticket.
+func usesAPIToken(r *http.Request) bool {
+	authz := r.Header.Get("Authorization")
+	if authz == "" {
+		return false
+	}
+	if _, ok := ticket.ExtractCookie(r.Header.Get("Cookie"), CookieName); ok {
+		return false
+	}
+	if _, ok := ticket.ExtractCookie(authz, CookieName); ok {
+		return false
+	}
+	_, _, ok := ticket.ParseAPIToken(authz)
+	return ok
+}
+
+func noTokenError(r *http.Request) *Error {
+	return &Error{Status: http.StatusForbidden, Message: fmt.Sprintf(
+		"Permission check failed (URI '%s' not available with API token, need proper ticket.)\n", r.URL.Path)}
 }
 
 // delayAuthFailure holds a 401 back for AuthFailDelay, as PVE does, without

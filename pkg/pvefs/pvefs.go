@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -143,7 +144,7 @@ func (r *Root) WriteFile(name string, data []byte, perm fs.FileMode) error {
 	// Keep the owner and group of the file being replaced, so that a file a
 	// daemon running as www-data must read stays readable after root writes it.
 	if fi, err := os.Stat(p); err == nil {
-		if st, ok := fi.Sys().(*unix.Stat_t); ok {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			_ = tmp.Chown(int(st.Uid), int(st.Gid))
 		}
 	}

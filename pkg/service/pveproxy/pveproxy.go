@@ -161,7 +161,7 @@ func (s *Service) Listen(ctx context.Context) error {
 	apiSrv, err := api.NewServer(api.Config{
 		Registry: reg, Auth: auth, Mode: api.ModeProxy, NodeName: s.node, Log: s.log,
 		Forward: s.forward, AuthFailDelay: s.failDelay,
-		ClientIP: func(r *http.Request) netip.Addr { return reqinfo.FromContext(r.Context()).ClientIP() },
+		ClientIP: s.clientIP,
 		SetUser:  func(r *http.Request, id string) { reqinfo.FromContext(r.Context()).SetUser(id) },
 	})
 	if err != nil {
@@ -218,6 +218,21 @@ func (s *Service) realIP(next http.Handler) http.Handler {
 		}
 		httpd.RealIP(cfg.RealIPHeader, trusted)(next).ServeHTTP(w, r)
 	})
+}
+
+// clientIP is the address pvedaemon is told (PVEClientIP), which its
+// failed-login lines carry as rhost= for fail2ban. PVE uses
+// PROXY_REAL_IP_HEADER for the access log only; here the header's address is
+// also used when PROXY_REAL_IP_ALLOW_FROM names the proxies trusted to set
+// it, so fail2ban behind a reverse proxy bans the client, not the proxy.
+// With any peer allowed to set the header it is the peer's address, so no
+// client can get another address banned.
+func (s *Service) clientIP(r *http.Request) netip.Addr {
+	info := reqinfo.FromContext(r.Context())
+	if s.cur.Load().cfg.RealIPAllowFrom != nil {
+		return info.ClientIP()
+	}
+	return info.Peer().Addr()
 }
 
 func (s *Service) fingerprint() string {
