@@ -19,7 +19,7 @@
 #   PVENODE_BIN         directory with pvedaemon and pveproxy (required; make bench sets it)
 #   BENCH_RUNS          runs per scenario and server (default 3)
 #   BENCH_DURATION      wrk duration per run (default 10s)
-#   BENCH_HS_DURATION   handshake run duration (default 5s)
+#   BENCH_HS_DURATION   handshake run duration (default 4s)
 #   BENCH_WARMUP        wrk warm-up per server before measuring (default 2s)
 #   BENCH_PROTECTED_GET protected GET path to measure (default: first of a few
 #                       cheap protected PVE GETs that this build answers)
@@ -38,7 +38,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 : "${PVENODE_BIN:?set PVENODE_BIN to the directory of the built daemons (make bench does)}"
 RUNS=${BENCH_RUNS:-3}
 DUR=${BENCH_DURATION:-10s}
-HS_DUR=${BENCH_HS_DURATION:-5s}
+HS_DUR=${BENCH_HS_DURATION:-4s}
 WARM=${BENCH_WARMUP:-2s}
 KEEP=${BENCH_KEEP:-0}
 OTHER_DAEMONS=${BENCH_OTHER_DAEMONS:-1}
@@ -76,9 +76,10 @@ STARTED=()         # daemons started with their start verb, in order
 BS_PID=""          # benchserver
 SAMPLER_PID=""     # background memory sampler
 SECONDS=0
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cleanup() {
-	local rc=$? i d p
+	local rc=$?
 	trap - EXIT INT TERM
 	if [[ -n $SAMPLER_PID ]]; then
 		kill "$SAMPLER_PID" 2>/dev/null || true
@@ -88,15 +89,8 @@ cleanup() {
 		kill "$BS_PID" 2>/dev/null || true
 		wait "$BS_PID" 2>/dev/null || true
 	fi
-	for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
-		d=${STARTED[i]}
-		timeout 40 "$PVENODE_BIN/$d" stop --prefix "$PREFIX" >>"$WORK/logs/$d.log" 2>&1 ||
-			log "$d stop failed (see $WORK/logs/$d.log)"
-		p=${PID[$d]:-}
-		if [[ -n $p ]] && kill -0 "$p" 2>/dev/null; then
-			log "$d (pid $p) still running after stop; sending SIGKILL"
-			kill -KILL "$p" 2>/dev/null || true
-		fi
+	while ((${#STARTED[@]})); do
+		stop_daemon "${STARTED[-1]}"
 	done
 	if [[ $KEEP == 1 ]]; then
 		log "work directory kept: $WORK"
@@ -137,16 +131,39 @@ start_daemon() {
 	fi
 }
 
-# sampler PHASE STOPFILE: append "PHASE name kB" lines every second until
-# STOPFILE exists (at most 20 minutes).
+# stop_daemon NAME: NAME stop --prefix PREFIX; SIGKILL if its process is still
+# there 10 s later. Removes NAME from STARTED.
+stop_daemon() {
+	local d=$1 p i x rest=()
+	timeout 40 "$PVENODE_BIN/$d" stop --prefix "$PREFIX" >>"$WORK/logs/$d.log" 2>&1 ||
+		log "$d stop failed (see $WORK/logs/$d.log)"
+	p=${PID[$d]:-}
+	for ((i = 0; i < 50; i++)); do
+		if [[ -z $p ]] || ! kill -0 "$p" 2>/dev/null; then
+			break
+		fi
+		sleep 0.2
+	done
+	if [[ -n $p ]] && kill -0 "$p" 2>/dev/null; then
+		log "$d (pid $p) still running 10 s after stop; sending SIGKILL"
+		kill -KILL "$p" 2>/dev/null || true
+	fi
+	for x in "${STARTED[@]}"; do
+		[[ $x == "$d" ]] || rest+=("$x")
+	done
+	STARTED=("${rest[@]}")
+}
+
+# sampler PHASE STOPFILE: append "PHASE name kB" lines every half second
+# until STOPFILE exists (at most 20 minutes).
 sampler() {
 	local phase=$1 stop=$2 i n
-	for ((i = 0; i < 1200; i++)); do
+	for ((i = 0; i < 2400; i++)); do
 		[[ -e $stop ]] && break
 		for n in pveproxy pvedaemon benchserver; do
 			[[ -n ${PID[$n]:-} ]] && printf '%s\t%s\t%s\n' "$phase" "$n" "$(rss_kb "${PID[$n]}")"
 		done
-		sleep 1
+		sleep 0.5
 	done >>"$WORK/rss.tsv"
 }
 
@@ -235,8 +252,10 @@ fi
 [[ -s $WORK/admin-password ]] || die "pvedaemon setup printed no password: $setup_out"
 PW=$(<"$WORK/admin-password")
 
-NODE=""
+NODE=$(sed -n 's/^node: *//p' <<<"$setup_out" | head -n1)
+[[ -n $NODE && -d $PREFIX/etc/pve/nodes/$NODE ]] || NODE=""
 for n in "$PREFIX"/etc/pve/nodes/*/; do
+	[[ -n $NODE ]] && break
 	[[ -d $n ]] && NODE=$(basename "$n") && break
 done
 [[ -n $NODE ]] || die "no node directory under $PREFIX/etc/pve/nodes"
@@ -376,9 +395,9 @@ if [[ $OTHER_DAEMONS == 1 ]]; then
 			sleep 2
 			snapshot start "$d"
 		else
-			OTHER_NOTE+="$d: did not start (see log). "
+			OTHER_NOTE+="$d did not start: $(tail -n1 "$WORK/logs/$d.log"). "
 		fi
-		timeout 40 "$PVENODE_BIN/$d" stop --prefix "$PREFIX" >>"$WORK/logs/$d.log" 2>&1 || true
+		stop_daemon "$d"
 		unset "PID[$d]"
 	done
 fi
@@ -456,7 +475,9 @@ med() { vals "$@" | median; }
 hsvals() { awk -F'\t' -v s="$1" -v t="$2" -v f="$3" '$1 == s && $2 == t { print $f }' "$WORK/hs.tsv"; }
 hsmed() { hsvals "$@" | grep -v '^-$' | median; }
 fmt0() { awk -v v="$1" 'BEGIN { if (v == "-" || v == "") print "-"; else printf "%.0f", v }'; }
+fmt1() { awk -v v="$1" 'BEGIN { if (v == "-" || v == "") print "-"; else printf "%.1f", v }'; }
 fmt2() { awk -v v="$1" 'BEGIN { if (v == "-" || v == "") print "-"; else printf "%.2f", v }'; }
+fmt3() { awk -v v="$1" 'BEGIN { if (v == "-" || v == "") print "-"; else printf "%.3f", v }'; }
 runs_list() { vals "$1" "$2" 4 | awk '{ printf "%s%.0f", (NR > 1 ? " / " : ""), $1 }'; }
 failures() { awk -F'\t' -v s="$1" -v t="$2" '$1 == s && $2 == t { n += $8 + $9 } END { print n + 0 }' "$WORK/results.tsv"; }
 rss_of() { # PHASE NAME -> max kB or -
@@ -473,7 +494,7 @@ wrk_row() { # LABEL SCEN TARGET BASE-TARGET
 	[[ $t == "$base" ]] && ratio_s="1.00"
 	printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$(runs_list "$s" "$t")" \
 		"$(fmt0 "$(med "$s" "$t" 4)")" "$(fmt2 "$(med "$s" "$t" 5)")" "$(fmt2 "$(med "$s" "$t" 6)")" \
-		"$(med "$s" "$t" 10)" "$(failures "$s" "$t")" "$ratio_s"
+		"$(fmt1 "$(med "$s" "$t" 10)")" "$(failures "$s" "$t")" "$ratio_s"
 }
 
 report() {
@@ -481,7 +502,7 @@ report() {
 	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	kernel=$(uname -r)
 	gover=$("$GO" version | awk '{ print $3 }')
-	wrkver=$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')
+	wrkver=$({ wrk -v 2>&1 || true; } | awk 'NR == 1 { print $2 }') # -v exits 1
 	commit=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 	git -C "$REPO" diff --quiet HEAD 2>/dev/null || commit+=" (with uncommitted changes)"
 
@@ -503,12 +524,14 @@ BENCH_RUNS=$RUNS BENCH_DURATION=$DUR BENCH_HS_DURATION=$HS_DUR BENCH_WARMUP=$WAR
 | Go | $gover |
 | wrk | $wrkver |
 | commit | $commit |
+| load average (1/5/15 min) at start, at end | $LOAD_BEFORE; $(cut -d' ' -f1-3 /proc/loadavg) |
 
 Everything runs on this machine over 127.0.0.1: the load generator (wrk or
 tools/handshakes) shares the $(nproc) CPUs with the servers, so absolute rates are
 lower than with a separate client; the ratio to the bare server, measured in
 the same run and interleaved (alternating order), and the server CPU time per
-request are the comparable figures. Each cell is the median of $RUNS runs;
+request are the comparable figures; a load average above about 0.5 at the
+start means other work shared the CPUs and the rates are noisy. Each cell is the median of $RUNS runs;
 p50/p99 are wrk's latency distribution (client side). "Server CPU" is
 utime+stime of the server processes (pveproxy, plus pvedaemon where the call is
 forwarded) during the run divided by the requests, from /proc (10 ms ticks).
@@ -574,8 +597,8 @@ EOF
 				"$([[ $t == bare ]] && echo "bare net/http" || echo pveproxy)" \
 				"$(hsvals "$m" "$t" 7 | sort -u | paste -sd/)" "$(hsvals "$m" "$t" 8 | sort -u | paste -sd/)" \
 				"$(hsvals "$m" "$t" 4 | awk '{ printf "%s%.0f", (NR > 1 ? " / " : ""), $1 }')" \
-				"$(fmt0 "$(hsmed "$m" "$t" 4)")" "$(hsmed "$m" "$t" 5)" "$(hsmed "$m" "$t" 6)" \
-				"$(hsmed "$m" "$t" 10)" "$(hsvals "$m" "$t" 11 | awk '{ n += $1 } END { print n + 0 }')" \
+				"$(fmt0 "$(hsmed "$m" "$t" 4)")" "$(fmt2 "$(hsmed "$m" "$t" 5)")" "$(fmt2 "$(hsmed "$m" "$t" 6)")" \
+				"$(fmt3 "$(hsmed "$m" "$t" 10)")" "$(hsvals "$m" "$t" 11 | awk '{ n += $1 } END { print n + 0 }')" \
 				"$(ratio "$(hsmed "$m" "$t" 4)" "$(hsmed "$m" bare 4)")"
 		done
 	done
@@ -585,7 +608,7 @@ EOF
 ## Resident memory (VmRSS, MB; processes and their children)
 
 "start": after start, before any request; "login": after login and one GET;
-under load: the highest one-second sample during the runs; "after": 5 s after the last run.
+under load: the highest of the samples taken every 0.5 s during the runs; "after": 5 s after the last run.
 
 | process | start | login | load: GET c1 | load: GET c32 | load: renewal | load: protected GET | load: handshakes | after |
 |---|---|---|---|---|---|---|---|---|
@@ -604,15 +627,10 @@ EOF
 	echo "pvestatd and pvescheduler (if listed) were started only for their memory at rest. spiceproxy is not measured."
 	echo
 
-	local r32 p99 rssp rssd fwd fwd_label half
+	local r32 p99 rssp rssd half
 	r32=$(ratio "$v32p" "$v32b")
 	p99=$(med version-c32 pveproxy 6)
 	rssp=$(rss_of login pveproxy) rssd=$(rss_of login pvedaemon)
-	if [[ -n $PGET ]]; then
-		fwd=$(med pget-c32 pveproxy 4) fwd_label="GET ${PGET#/api2/json} via pveproxy"
-	else
-		fwd=$(med renew-c32 pveproxy 4) fwd_label="ticket renewal via pveproxy (RSA signature per call)"
-	fi
 	half=$(awk -v v="$v32p" 'BEGIN { if (v == "-") print "-"; else print v / 2 }')
 	cat <<EOF
 ## Targets
@@ -623,7 +641,17 @@ EOF
 | p99 < 5 ms (pveproxy, wrk -t2 -c32) | $(fmt2 "$p99") ms | $(pass "$(cmp_ok "$p99" "<" 5)") |
 | pveproxy < 30 MB RSS at rest | $(mb "$rssp") MB | $(pass "$(cmp_ok "$(mb "$rssp")" "<" 30)") |
 | pvedaemon < 30 MB RSS at rest | $(mb "$rssd") MB | $(pass "$(cmp_ok "$(mb "$rssd")" "<" 30)") |
-| protected call through pvedaemon > half of the GET rate: $fwd_label | $(fmt0 "$fwd") req/s vs half of $(fmt0 "$v32p") | $(pass "$(cmp_ok "$fwd" ">" "$half")") |
+EOF
+	local fwd
+	if ((RENEW_PROXY)); then
+		fwd=$(med renew-c32 pveproxy 4)
+		echo "| protected call via pvedaemon > half the GET rate: ticket renewal (RSA-2048 signature per call) | $(fmt0 "$fwd") req/s vs $(fmt0 "$half") | $(pass "$(cmp_ok "$fwd" ">" "$half")") |"
+	fi
+	if [[ -n $PGET ]]; then
+		fwd=$(med pget-c32 pveproxy 4)
+		echo "| protected call via pvedaemon > half the GET rate: GET ${PGET#/api2/json} | $(fmt0 "$fwd") req/s vs $(fmt0 "$half") | $(pass "$(cmp_ok "$fwd" ">" "$half")") |"
+	fi
+	cat <<EOF
 
 Single connection: pveproxy $(fmt0 "$v1p") req/s vs bare $(fmt0 "$v1b") req/s (ratio $(ratio "$v1p" "$v1b")).
 EOF
