@@ -341,9 +341,15 @@ func (c *UserCfg) Caps(authid string) map[string]map[string]int {
 func (c *UserCfg) Active(authid string, now int64) error {
 	userid := authid
 	var tokName string
-	if owner, name, err := ticket.ParseTokenID(authid); err == nil {
+	if !strings.Contains(authid, "!") {
+		// A user id: skip the token grammar (and its error value), this
+		// runs on every request.
+		if !ValidUserID(authid) {
+			return &InactiveError{ID: authid, Reason: "invalid user id"}
+		}
+	} else if owner, name, err := ticket.ParseTokenID(authid); err == nil {
 		userid, tokName = owner, name
-	} else if !ValidUserID(authid) {
+	} else {
 		return &InactiveError{ID: authid, Reason: "invalid user id"}
 	}
 	u := c.Users[userid]

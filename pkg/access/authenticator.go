@@ -107,6 +107,8 @@ type Authenticator struct {
 	domains  cachedFile[map[string]Realm]
 
 	rotateMu sync.Mutex // serialises key creation and rotation in this process
+
+	sigs *ticket.SigCache // verified login-ticket signatures
 }
 
 // NewAuthenticator returns an Authenticator over deps.
@@ -123,7 +125,7 @@ func NewAuthenticator(deps Deps) (*Authenticator, error) {
 	if deps.Quorate == nil {
 		deps.Quorate = func() bool { return true }
 	}
-	a := &Authenticator{deps: deps, log: deps.Log.With("component", "access")}
+	a := &Authenticator{deps: deps, log: deps.Log.With("component", "access"), sigs: ticket.NewSigCache(ticketCacheSize)}
 	a.userCfg = cachedFile[*UserCfg]{name: UserCfgFile, parse: func(data []byte) (*UserCfg, error) {
 		cfg, warns := ParseUserCfg(UserCfgFile, data)
 		for _, w := range warns {
@@ -211,7 +213,7 @@ func (a *Authenticator) publicKeys(now time.Time) []ticket.PublicKey {
 
 // verifyLoginTicket verifies a PVE login ticket and returns its data.
 func (a *Authenticator) verifyLoginTicket(tk string, now time.Time) (string, error) {
-	data, _, err := ticket.Verify(tk, ticket.PrefixLogin, "", a.publicKeys(now), now, a.deps.Quorate())
+	data, _, err := ticket.VerifyCached(a.sigs, tk, ticket.PrefixLogin, "", a.publicKeys(now), now, a.deps.Quorate())
 	return data, err
 }
 
@@ -688,3 +690,8 @@ func SetPassword(ctx context.Context, root *pvefs.Root, user, password string) e
 		return s.Marshal(), nil
 	})
 }
+
+// ticketCacheSize bounds the cache of verified ticket signatures: one entry
+// per live ticket (a ticket lives two hours, the GUI renews it every 15
+// minutes), so 16384 covers thousands of concurrent sessions.
+const ticketCacheSize = 16384

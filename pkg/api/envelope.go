@@ -37,6 +37,18 @@ func writeData(w http.ResponseWriter, format string, data any, total *int) {
 	if total != nil && *total == 0 {
 		total = nil
 	}
+	if raw, ok := data.(json.RawMessage); ok && total == nil {
+		// Pre-encoded answers skip reflection and re-compaction.
+		b := make([]byte, 0, len(raw)+24)
+		b = append(b, `{"data":`...)
+		b = append(b, raw...)
+		if format == "extjs" {
+			b = append(b, `,"success":1`...)
+		}
+		b = append(b, '}')
+		writeBytes(w, http.StatusOK, b)
+		return
+	}
 	var v any
 	if format == "extjs" {
 		v = extjsEnvelope{Data: data, Success: 1, Total: total}
@@ -73,9 +85,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		b = []byte(`{"data":null,"message":"unable to encode result\n"}`)
 	}
+	writeBytes(w, status, b)
+}
+
+func writeBytes(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
-	h.Set("Content-Type", contentTypeJSON)
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	// Canonical keys assigned directly: Header.Set canonicalises on every
+	// call, and this runs for every answer.
+	h["Content-Type"] = []string{contentTypeJSON}
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
 	w.Write(b)
 }

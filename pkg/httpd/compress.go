@@ -34,7 +34,9 @@ func NoCompress(w http.ResponseWriter) {
 //
 // PVE falls back to zlib "deflate" for clients that accept only deflate; this
 // sends those the identity encoding instead, which HTTP allows and which
-// every client of the API accepts. zstd is never used.
+// every client of the API accepts. zstd is never used. A request that cannot
+// be compressed (disabled, or gzip not accepted) passes straight through
+// without a wrapper; StdHeaders, outside Compress, strips the opt-out header.
 func Compress(enabled func() bool) func(http.Handler) http.Handler {
 	wrap, err := gzhttp.NewWrapper(
 		gzhttp.MinSize(CompressMinSize),
@@ -48,18 +50,36 @@ func Compress(enabled func() bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		gz := wrap(next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if enabled == nil || enabled() {
+			if (enabled == nil || enabled()) && acceptsGzip(r.Header.Get("Accept-Encoding")) {
 				gz.ServeHTTP(w, r)
 				return
 			}
-			hw := &hookWriter{ResponseWriter: w, before: stripNoCompress}
-			next.ServeHTTP(hw, r)
-			hw.finish()
+			// Nothing to compress for: no wrapper at all (StdHeaders strips
+			// the opt-out header).
+			next.ServeHTTP(w, r)
 		})
 	}
 }
 
-func stripNoCompress(_ int, h http.Header) { h.Del(NoCompressHeader) }
+// acceptsGzip reports whether an Accept-Encoding value allows gzip (or *)
+// with a non-zero quality.
+func acceptsGzip(ae string) bool {
+	for ae != "" {
+		var part string
+		part, ae, _ = strings.Cut(ae, ",")
+		coding, params, _ := strings.Cut(part, ";")
+		coding = strings.TrimSpace(coding)
+		if !strings.EqualFold(coding, "gzip") && !strings.EqualFold(coding, "x-gzip") && coding != "*" {
+			continue
+		}
+		q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+		if q == "q=0" || q == "q=0." || strings.HasPrefix(q, "q=0.0") && strings.Trim(q[3:], "0.") == "" {
+			continue
+		}
+		return true
+	}
+	return false
+}
 
 // compressible reports whether a response of content type ct is worth
 // compressing, following PVE's list of static types it leaves alone.

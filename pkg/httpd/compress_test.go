@@ -32,7 +32,9 @@ func TestCompress(t *testing.T) {
 		_, _ = io.WriteString(w, body)
 	})
 	ln := listen(t, "127.0.0.1")
-	serve(t, ln, Chain(h, alog.Wrap, Compress(on.Load)))
+	// StdHeaders is part of the chain: it strips the opt-out header when
+	// Compress passes the request straight through (the production order).
+	serve(t, ln, Chain(h, StdHeaders, alog.Wrap, Compress(on.Load)))
 	base := "http://" + ln.Addr().String() + "/?x"
 
 	for i, tt := range []struct {
@@ -48,6 +50,8 @@ func TestCompress(t *testing.T) {
 		{"disabled at reload", "", "gzip", true, false},
 		{"opted out", "&optout", "gzip", false, false},
 		{"opted out while disabled", "&optout", "gzip", true, false},
+		{"opted out, client without gzip", "&optout", "", false, false},
+		{"gzip refused with q=0", "", "gzip;q=0, identity", false, false},
 		{"png not compressed", "&ct=image/png", "gzip", false, false},
 		{"svg compressed", "&ct=image/svg%2Bxml", "gzip", false, true},
 	} {

@@ -115,6 +115,11 @@ func AgeWindow(key PublicKey, now time.Time, quorate bool) (minAge, maxAge int64
 // the percent-decoded data and the ticket's age. secretData must equal the
 // value the ticket was signed with ("" for none).
 func Verify(ticket, prefix, secretData string, keys []PublicKey, now time.Time, quorate bool) (data string, age time.Duration, err error) {
+	return VerifyCached(nil, ticket, prefix, secretData, keys, now, quorate)
+}
+
+// VerifyCached is Verify with a cache of verified signatures (nil: none).
+func VerifyCached(c *SigCache, ticket, prefix, secretData string, keys []PublicKey, now time.Time, quorate bool) (data string, age time.Duration, err error) {
 	for _, k := range keys {
 		if k.Key == nil {
 			continue
@@ -123,7 +128,7 @@ func Verify(ticket, prefix, secretData string, keys []PublicKey, now time.Time, 
 		if !ok {
 			continue
 		}
-		data, age, err := VerifyWindow(ticket, prefix, secretData, k.Key, now, minAge, maxAge)
+		data, age, err := c.verifyWindow(ticket, prefix, secretData, k.Key, now, minAge, maxAge)
 		if err == nil {
 			return data, age, nil
 		}
@@ -135,6 +140,11 @@ func Verify(ticket, prefix, secretData string, keys []PublicKey, now time.Time, 
 // signature is valid and minAge < age < maxAge (seconds, strict). Short-lived
 // tickets (VNC: -20..40) use it directly.
 func VerifyWindow(ticket, prefix, secretData string, key *rsa.PublicKey, now time.Time, minAge, maxAge int64) (data string, age time.Duration, err error) {
+	var c *SigCache
+	return c.verifyWindow(ticket, prefix, secretData, key, now, minAge, maxAge)
+}
+
+func (c *SigCache) verifyWindow(ticket, prefix, secretData string, key *rsa.PublicKey, now time.Time, minAge, maxAge int64) (data string, age time.Duration, err error) {
 	plain, sig, ok := splitTicket(ticket, prefix)
 	if !ok {
 		return "", 0, ErrInvalidTicket
@@ -147,7 +157,7 @@ func VerifyWindow(ticket, prefix, secretData string, key *rsa.PublicKey, now tim
 	if secretData != "" {
 		signed += ":" + secretData
 	}
-	if key == nil || !verifySig(key, []byte(signed), sig) {
+	if key == nil || !c.verify(key, signed, sig) {
 		return "", 0, ErrInvalidTicket
 	}
 	a := now.Unix() - ts

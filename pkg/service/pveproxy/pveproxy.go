@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,10 +168,15 @@ func (s *Service) Listen(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/api2/", apiSrv)
-	mux.HandleFunc("/", indexPage)
-	handler := httpd.Chain(mux,
+	// Two routes; a prefix test is cheaper than a ServeMux on every call.
+	route := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api2/") {
+			apiSrv.ServeHTTP(w, r)
+			return
+		}
+		indexPage(w, r)
+	})
+	handler := httpd.Chain(route,
 		httpd.StdHeaders,
 		s.alog.Wrap,
 		s.realIP,
