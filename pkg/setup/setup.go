@@ -153,7 +153,7 @@ func newEnsurer(ctx context.Context, root *pvefs.Root, opts Options) (*ensurer, 
 
 	e.ips = opts.IPs
 	if e.ips == nil {
-		e.ips = hostAddrs(ctx, node)
+		e.ips = nodename.Addrs(ctx, node)
 	}
 
 	group := opts.ServiceGroup

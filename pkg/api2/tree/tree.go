@@ -6,14 +6,16 @@ package tree
 import (
 	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/api2/access"
+	"github.com/pvenode/pvenode/pkg/api2/cluster"
 	"github.com/pvenode/pvenode/pkg/api2/nodes"
 	"github.com/pvenode/pvenode/pkg/api2/root"
 )
 
 // Deps are the collaborators of all method groups.
 type Deps struct {
-	Nodes  nodes.Deps
-	Access access.Deps
+	Nodes   nodes.Deps
+	Access  access.Deps
+	Cluster cluster.Deps
 }
 
 // Registry returns the registry of every declared method.
@@ -22,5 +24,6 @@ func Registry(d Deps) *api.Registry {
 		root.Methods(),
 		nodes.Methods(d.Nodes),
 		access.Methods(d.Access),
+		cluster.Methods(d.Cluster),
 	)
 }

@@ -20,12 +20,14 @@ import (
 	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/api"
 	accessapi "github.com/pvenode/pvenode/pkg/api2/access"
+	"github.com/pvenode/pvenode/pkg/api2/cluster"
 	"github.com/pvenode/pvenode/pkg/api2/nodes"
 	"github.com/pvenode/pvenode/pkg/api2/tree"
 	"github.com/pvenode/pvenode/pkg/buildinfo"
 	"github.com/pvenode/pvenode/pkg/daemon"
 	"github.com/pvenode/pvenode/pkg/defaultsfile"
 	"github.com/pvenode/pvenode/pkg/httpd"
+	"github.com/pvenode/pvenode/pkg/nodename"
 	"github.com/pvenode/pvenode/pkg/nodestatus"
 	"github.com/pvenode/pvenode/pkg/pvefs"
 	"github.com/pvenode/pvenode/pkg/setup"
@@ -117,7 +119,9 @@ func (s *Service) Listen(ctx context.Context) error {
 	if err := s.auth.EnsureKeys(ctx); err != nil {
 		return err
 	}
+	nodeIP := nodename.Address(ctx, s.node)
 	reg := tree.Registry(tree.Deps{
+		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }},
 		Nodes: nodes.Deps{
 			Status:      nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}),
 			Privs:       s.auth,

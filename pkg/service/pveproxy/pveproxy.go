@@ -25,6 +25,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/api"
 	accessapi "github.com/pvenode/pvenode/pkg/api2/access"
+	"github.com/pvenode/pvenode/pkg/api2/cluster"
 	"github.com/pvenode/pvenode/pkg/api2/nodes"
 	"github.com/pvenode/pvenode/pkg/api2/tree"
 	"github.com/pvenode/pvenode/pkg/buildinfo"
@@ -151,7 +152,9 @@ func (s *Service) Listen(ctx context.Context) error {
 		return err
 	}
 	s.forward = api.NewForwarder(s.daemonAddr, 30*time.Second, s.log)
+	nodeIP := nodename.Address(ctx, s.node)
 	reg := tree.Registry(tree.Deps{
+		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }},
 		Nodes: nodes.Deps{
 			Status:      nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}),
 			Privs:       auth,

@@ -1,4 +1,4 @@
-package setup
+package nodename
 
 import (
 	"context"
@@ -8,11 +8,11 @@ import (
 	"time"
 )
 
-// hostAddrs returns the node's own addresses for its certificate: the
+// Addrs returns the node's own addresses: the
 // non-loopback addresses node resolves to (PVE uses the address the node
 // name resolves to), or else the global unicast addresses of the host's
 // interfaces. The result may be empty.
-func hostAddrs(ctx context.Context, node string) []netip.Addr {
+func Addrs(ctx context.Context, node string) []netip.Addr {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	var out []netip.Addr
@@ -42,4 +42,13 @@ func hostAddrs(ctx context.Context, node string) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// Address is the address this node advertises: the first of Addrs, or
+// 127.0.0.1 when it has none.
+func Address(ctx context.Context, node string) string {
+	if addrs := Addrs(ctx, node); len(addrs) > 0 {
+		return addrs[0].String()
+	}
+	return "127.0.0.1"
 }
