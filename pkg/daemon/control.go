@@ -236,14 +236,7 @@ func waitStopped(ctx context.Context, path string, pid int, d time.Duration) (bo
 
 // reload sends SIGHUP to the running daemon.
 func (c *cli) reload(cmd *cobra.Command) error {
-	if err := c.spec.validate(); err != nil {
-		return err
-	}
-	paths, err := c.paths(cmd)
-	if err != nil {
-		return err
-	}
-	pid, err := runningPID(paths.PIDFile(c.spec.Name))
+	pid, err := c.runningPID(cmd)
 	if err != nil {
 		return err
 	}
@@ -253,16 +246,22 @@ func (c *cli) reload(cmd *cobra.Command) error {
 	return signalPID(pid, unix.SIGHUP)
 }
 
-// status prints "running" or "stopped".
-func (c *cli) status(cmd *cobra.Command) error {
+// runningPID validates the spec, resolves the paths and returns the pid of
+// the running daemon, or 0.
+func (c *cli) runningPID(cmd *cobra.Command) (int, error) {
 	if err := c.spec.validate(); err != nil {
-		return err
+		return 0, err
 	}
 	paths, err := c.paths(cmd)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	pid, err := runningPID(paths.PIDFile(c.spec.Name))
+	return runningPID(paths.PIDFile(c.spec.Name))
+}
+
+// status prints "running" or "stopped".
+func (c *cli) status(cmd *cobra.Command) error {
+	pid, err := c.runningPID(cmd)
 	if err != nil {
 		return err
 	}
