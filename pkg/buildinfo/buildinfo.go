@@ -73,6 +73,12 @@ func (p Paths) PIDFile(name string) string {
 	return filepath.Join(p.RunDir, name+".pid")
 }
 
+// DaemonSocket is the Unix socket pvedaemon serves beside 127.0.0.1:85,
+// for pveproxy's forwarded calls: /run/pvedaemon/api.sock.
+func (p Paths) DaemonSocket() string {
+	return filepath.Join(p.RunDir, "pvedaemon", "api.sock")
+}
+
 // DefaultsFile returns /etc/default/<name>.
 func (p Paths) DefaultsFile(name string) string {
 	return filepath.Join(p.DefaultDir, name)

@@ -7,11 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -65,8 +68,10 @@ type Service struct {
 	pam  string
 	root *pvefs.Root
 	ln   net.Listener
-	srv  *http.Server
-	auth *access.Authenticator
+	// unixLn is the socket pveproxy forwards through.
+	unixLn net.Listener
+	srv    *http.Server
+	auth   *access.Authenticator
 }
 
 // New builds the service from the parsed flags.
@@ -149,7 +154,47 @@ func (s *Service) Listen(ctx context.Context) error {
 	}
 	s.ln = httpd.ReasonListener(ln)
 	s.log.Info("listening", "addr", ln.Addr().String(), "node", s.node)
+	uln, err := listenUnix(s.env.Paths.DaemonSocket())
+	if err != nil {
+		return err
+	}
+	s.unixLn = httpd.ReasonListener(uln)
+	s.log.Info("listening", "socket", s.env.Paths.DaemonSocket())
 	return nil
+}
+
+// listenUnix binds pvedaemon's Unix socket. Its directory is root:www-data
+// 0750 and the socket 0660, so only root and the proxies' account can
+// connect; pveproxy forwards through it (cheaper than loopback TCP).
+// A stale socket of an earlier run is removed: the pid-file lock already
+// guarantees no other pvedaemon runs.
+func listenUnix(path string) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	gid := serviceGID()
+	if err := os.Chown(dir, 0, gid); err != nil && os.Geteuid() == 0 {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("socket %s: %w", path, err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(path, 0, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("socket %s: %w", path, err)
+		}
+	}
+	return ln, nil
 }
 
 // checkDefaults validates /etc/default/pvedaemon; PVE reads only
@@ -196,13 +241,20 @@ func (s *Service) tokenCheck(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// Serve serves until Shutdown.
+// Serve serves on the TCP and the Unix socket until Shutdown.
 func (s *Service) Serve(ctx context.Context) error {
-	err := s.srv.Serve(s.ln)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	errc := make(chan error, 2)
+	for _, ln := range []net.Listener{s.ln, s.unixLn} {
+		go func(ln net.Listener) { errc <- s.srv.Serve(ln) }(ln)
 	}
-	return err
+	var first error
+	for range 2 {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && first == nil {
+			first = err
+			s.srv.Close()
+		}
+	}
+	return first
 }
 
 // Reload re-reads /etc/default/pvedaemon; the access files are re-read by

@@ -151,7 +151,7 @@ func (s *Service) Listen(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.forward = api.NewForwarder(s.daemonAddr, 30*time.Second, s.log)
+	s.forward = api.NewForwarder(s.daemonAddr, s.env.Paths.DaemonSocket(), 30*time.Second, s.log)
 	nodeIP := nodename.Address(ctx, s.node)
 	reg := tree.Registry(tree.Deps{
 		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }},
