@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -98,9 +99,16 @@ func (l *loopClient) closeIdle() {
 }
 
 // do sends req and returns the answer; its body must be read to the end
-// and closed, which returns the connection to the pool. A GET on a reused
-// connection that fails before any answer arrives is retried once on a new
-// connection; other calls are never repeated.
+// and closed, which returns the connection to the pool.
+//
+// A call on a reused connection that finds it closed by the peer (broken
+// pipe, reset or end of stream before any byte of an answer) is sent once
+// more on a new connection, whatever its method. pvedaemon closes a
+// keep-alive connection only when idle for 5 s (this pool retires them after
+// 2 s) or after an answer with "Connection: close" (never pooled), so such a
+// connection belonged to a pvedaemon that has since restarted, and that
+// process never read the request. The other idle connections are dropped
+// too: they belonged to the same process.
 func (l *loopClient) do(ctx context.Context, req *http.Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		lc, reused, err := l.get(ctx)
@@ -115,10 +123,23 @@ func (l *loopClient) do(ctx context.Context, req *http.Request) (*http.Response,
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if !reused || attempt > 0 || req.Method != http.MethodGet {
+		if !reused || attempt > 0 || !peerClosed(err) {
 			return nil, err
 		}
+		l.closeIdle()
+		if req.GetBody != nil {
+			if req.Body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
+		}
 	}
+}
+
+// peerClosed reports whether err says the peer had closed the connection
+// before answering.
+func peerClosed(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func (l *loopClient) roundTrip(ctx context.Context, lc *loopConn, req *http.Request) (*http.Response, error) {
