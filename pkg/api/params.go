@@ -18,10 +18,10 @@ type rawParams map[string]any
 // turned into the strings PVE's Perl code would see: true -> "1",
 // false -> "0", numbers in their decimal text.
 func parseBody(contentType string, body []byte) (rawParams, error) {
-	out := rawParams{}
 	if len(body) == 0 {
-		return out, nil
+		return nil, nil
 	}
+	out := rawParams{}
 	mt, _, _ := mime.ParseMediaType(contentType)
 	switch mt {
 	case "application/json":
@@ -45,7 +45,7 @@ func parseBody(contentType string, body []byte) (rawParams, error) {
 		if err != nil {
 			return nil, Errorf(400, "malformed form body: %v", err)
 		}
-		addValues(out, vals)
+		out = addValues(out, vals)
 	default:
 		return nil, Errorf(506, "unsupported content type '%s'", mt)
 	}
@@ -84,10 +84,13 @@ func jsonScalar(v any) (any, error) {
 	}
 }
 
-func addValues(out rawParams, vals url.Values) {
+func addValues(out rawParams, vals url.Values) rawParams {
 	for k, vs := range vals {
 		if k == "_dc" {
 			continue
+		}
+		if out == nil {
+			out = rawParams{}
 		}
 		if len(vs) == 1 {
 			out[k] = vs[0]
@@ -95,12 +98,16 @@ func addValues(out rawParams, vals url.Values) {
 			out[k] = append([]string(nil), vs...)
 		}
 	}
+	return out
 }
 
 // validate checks raw parameters against m's schema the way PVE's
 // JSONSchema.pm does and returns the typed set, or a 400 *Error naming every
 // bad parameter.
 func validate(m *Method, raw rawParams) (Params, *Error) {
+	if len(raw) == 0 && len(m.Params) == 0 {
+		return nil, nil // the common parameterless GET allocates nothing
+	}
 	errs := map[string]string{}
 	out := Params{}
 	for _, name := range sortedKeys(m.Params) {

@@ -156,8 +156,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathPa
 	if err != nil {
 		return nil, nil, err
 	}
-	addValues(raw, r.URL.Query())
+	if r.URL.RawQuery != "" {
+		raw = addValues(raw, r.URL.Query())
+	}
 	for k, v := range pathParams {
+		if raw == nil {
+			raw = rawParams{}
+		}
 		if old, ok := raw[k]; ok && old != v {
 			return nil, nil, ParamError(map[string]string{k: "parameter verification failed - conflicts with URI parameter"})
 		}

@@ -111,3 +111,16 @@ func (i *Info) SetReason(msg string) {
 	}
 	i.reason(msg)
 }
+
+// Reset forgets what an earlier request on the same connection recorded
+// (user, client IP), so that a connection-level Info can serve each of its
+// requests in turn: HTTP/1.1 requests on one connection never overlap.
+func (i *Info) Reset() {
+	if i == nil {
+		return
+	}
+	i.mu.Lock()
+	i.user = ""
+	i.clientIP = i.peer.Addr()
+	i.mu.Unlock()
+}
