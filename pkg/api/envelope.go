@@ -8,6 +8,9 @@ import (
 
 const contentTypeJSON = "application/json;charset=UTF-8"
 
+// contentTypeJSONValue is shared by every answer and never modified.
+var contentTypeJSONValue = []string{contentTypeJSON}
+
 type jsonEnvelope struct {
 	Data  any  `json:"data"`
 	Total *int `json:"total,omitempty"`
@@ -92,7 +95,7 @@ func writeBytes(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	// Canonical keys assigned directly: Header.Set canonicalises on every
 	// call, and this runs for every answer.
-	h["Content-Type"] = []string{contentTypeJSON}
+	h["Content-Type"] = contentTypeJSONValue
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
 	w.Write(b)

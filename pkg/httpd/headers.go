@@ -26,30 +26,28 @@ func StdHeaders(next http.Handler) http.Handler {
 
 func setStdHeaders(dates *dates, status int, h http.Header) {
 	// Canonical keys used directly: this runs for every response.
-	var date string
-	if v := h["Date"]; len(v) > 0 {
-		date = v[0]
-	} else {
-		date = dates.format(time.Now())
-		h["Date"] = []string{date}
+	if len(h["Date"]) == 0 {
+		h["Date"] = dates.value(time.Now())
 	}
-	h["Server"] = []string{ServerName}
+	h["Server"] = serverValue
 	delete(h, NoCompressHeader) // already canonical
 	if len(h["Last-Modified"]) == 0 {
-		setDefault(h, "Expires", date)
-		setDefault(h, "Cache-Control", "max-age=0")
-		setDefault(h, "Pragma", "no-cache")
+		if len(h["Expires"]) == 0 {
+			h["Expires"] = h["Date"]
+		}
+		setDefault(h, "Cache-Control", maxAgeZero)
+		setDefault(h, "Pragma", noCache)
 	}
 	if status >= 400 {
-		h["Connection"] = []string{"close"}
+		h["Connection"] = connectionClose
 	}
 }
 
 // dateCache holds the HTTP date of the current second: formatting it costs
 // more than the rest of the standard headers together.
 type dateCache struct {
-	sec  int64
-	text string
+	sec   int64
+	value []string // the date text, as a header value; never modified
 }
 
 // dates formats HTTP dates, reusing the text made for the same second.
@@ -57,20 +55,30 @@ type dates struct {
 	last atomic.Pointer[dateCache]
 }
 
-// format returns t as an HTTP date (RFC 7231, GMT).
-func (d *dates) format(t time.Time) string {
+// value returns t as an HTTP date (RFC 7231, GMT) header value.
+func (d *dates) value(t time.Time) []string {
 	sec := t.Unix()
 	if c := d.last.Load(); c != nil && c.sec == sec {
-		return c.text
+		return c.value
 	}
-	text := t.UTC().Format(http.TimeFormat)
-	d.last.Store(&dateCache{sec: sec, text: text})
-	return text
+	v := []string{t.UTC().Format(http.TimeFormat)}
+	d.last.Store(&dateCache{sec: sec, value: v})
+	return v
 }
 
+// Header values shared by every response. They are never modified: a
+// header value slice is replaced, not written to, by http.Header's methods
+// (Add appends to a full slice, which copies it).
+var (
+	serverValue     = []string{ServerName}
+	maxAgeZero      = []string{"max-age=0"}
+	noCache         = []string{"no-cache"}
+	connectionClose = []string{"close"}
+)
+
 // setDefault sets the canonical header key to v unless the handler set it.
-func setDefault(h http.Header, key, v string) {
+func setDefault(h http.Header, key string, v []string) {
 	if len(h[key]) == 0 {
-		h[key] = []string{v}
+		h[key] = v
 	}
 }
