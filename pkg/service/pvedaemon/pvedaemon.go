@@ -174,6 +174,9 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("socket directory: %w", err)
 	}
 	gid := serviceGID()
+	if err := os.Chmod(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
 	if err := os.Chown(dir, 0, gid); err != nil && os.Geteuid() == 0 {
 		return nil, fmt.Errorf("socket directory: %w", err)
 	}
