@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+
+	"github.com/pvenode/pvenode/pkg/reqinfo"
 )
 
 const contentTypeJSON = "application/json;charset=UTF-8"
@@ -76,9 +78,10 @@ func writeError(w http.ResponseWriter, format string, err error) {
 	writeJSON(w, e.Status, jsonErrorEnvelope{Message: e.Message, Errors: e.Errors})
 }
 
-// WriteError renders an error in the json envelope; for early errors found
-// before the API path is parsed.
-func WriteError(w http.ResponseWriter, status int, msg string) {
+// WriteError renders an error in the json envelope, with its first line as
+// the reason phrase; for errors outside a method's handling.
+func WriteError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	reqinfo.FromContext(r.Context()).SetReason(msg)
 	writeError(w, "json", &Error{Status: status, Message: msg})
 }
 

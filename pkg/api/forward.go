@@ -52,7 +52,7 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, body []byte,
 	ctx := r.Context()
 	req, err := http.NewRequestWithContext(ctx, r.Method, u, bodyReader(body))
 	if err != nil {
-		WriteError(w, http.StatusInternalServerError, err.Error()+"\n")
+		WriteError(w, r, http.StatusInternalServerError, err.Error()+"\n")
 		return
 	}
 	req.ContentLength = int64(len(body))
@@ -81,7 +81,7 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, body []byte,
 			return // the client went away
 		}
 		f.log.Error("forward to pvedaemon failed", "addr", f.addr, "err", err)
-		WriteError(w, http.StatusInternalServerError, "proxy request to pvedaemon failed: "+shortErr(err)+"\n")
+		WriteError(w, r, http.StatusInternalServerError, "proxy request to pvedaemon failed: "+shortErr(err)+"\n")
 		return
 	}
 	defer resp.Body.Close()

@@ -6,13 +6,16 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/pvenode/pvenode/pkg/reqinfo"
 )
 
-// WriteError answers with status and PVE's JSON error envelope
+// WriteError answers r with status and PVE's JSON error envelope
 // {"data":null,"message":"<msg>\n"} (a newline is appended unless msg ends
-// with one). PVE also puts the first line of msg in the reason phrase, which
-// net/http cannot do; clients read the message from the body.
-func WriteError(w http.ResponseWriter, status int, msg string) {
+// with one), and asks for msg's first line as the reason phrase, as PVE
+// answers (effective on connections from ReasonListener).
+func WriteError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	reqinfo.FromContext(r.Context()).SetReason(msg)
 	if !strings.HasSuffix(msg, "\n") {
 		msg += "\n"
 	}

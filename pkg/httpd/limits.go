@@ -54,20 +54,20 @@ func LimitsFor(maxBody int64, methods ...string) func(http.Handler) http.Handler
 			lines, size := headerSize(r)
 			switch {
 			case lines > MaxHeaderLines:
-				WriteError(w, http.StatusRequestHeaderFieldsTooLarge,
+				WriteError(w, r, http.StatusRequestHeaderFieldsTooLarge,
 					fmt.Sprintf("too many http header lines (> %d)", MaxHeaderLines))
 				return
 			case size >= MaxHeaderBytes:
-				WriteError(w, http.StatusRequestHeaderFieldsTooLarge, "http header too large")
+				WriteError(w, r, http.StatusRequestHeaderFieldsTooLarge, "http header too large")
 				return
 			case !slices.Contains(methods, r.Method):
-				WriteError(w, http.StatusNotImplemented, fmt.Sprintf("method '%s' not available", r.Method))
+				WriteError(w, r, http.StatusNotImplemented, fmt.Sprintf("method '%s' not available", r.Method))
 				return
 			case len(r.TransferEncoding) > 0:
 				if strings.EqualFold(r.TransferEncoding[0], "chunked") {
-					WriteError(w, http.StatusNotImplemented, "chunked transfer encoding not supported")
+					WriteError(w, r, http.StatusNotImplemented, "chunked transfer encoding not supported")
 				} else {
-					WriteError(w, http.StatusNotImplemented,
+					WriteError(w, r, http.StatusNotImplemented,
 						fmt.Sprintf("Unknown transfer encoding '%s'", strings.Join(r.TransferEncoding, ", ")))
 				}
 				return
@@ -77,7 +77,7 @@ func LimitsFor(maxBody int64, methods ...string) func(http.Handler) http.Handler
 				return
 			}
 			if r.Method != http.MethodPost && r.Method != http.MethodPut {
-				WriteError(w, http.StatusNotImplemented, fmt.Sprintf("Unexpected content for method '%s'", r.Method))
+				WriteError(w, r, http.StatusNotImplemented, fmt.Sprintf("Unexpected content for method '%s'", r.Method))
 				return
 			}
 			ctype := r.Header.Get("Content-Type")
@@ -87,11 +87,11 @@ func LimitsFor(maxBody int64, methods ...string) func(http.Handler) http.Handler
 				return
 			}
 			if r.ContentLength > maxBody {
-				WriteError(w, http.StatusNotImplemented, "for data too large")
+				WriteError(w, r, http.StatusNotImplemented, "for data too large")
 				return
 			}
 			if ct != "" && ct != "application/x-www-form-urlencoded" && ct != "application/json" {
-				WriteError(w, 506, fmt.Sprintf("upload 'Content-Type '%s' not implemented", ctype))
+				WriteError(w, r, 506, fmt.Sprintf("upload 'Content-Type '%s' not implemented", ctype))
 				return
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)

@@ -37,7 +37,7 @@ func TestLimits(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/read" {
 			if _, err := io.ReadAll(r.Body); err != nil {
-				WriteError(w, http.StatusNotImplemented, "for data too large")
+				WriteError(w, r, http.StatusNotImplemented, "for data too large")
 				return
 			}
 		}

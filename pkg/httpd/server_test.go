@@ -113,7 +113,7 @@ func TestStdHeaders(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) {})
-	mux.HandleFunc("/err", func(w http.ResponseWriter, r *http.Request) { WriteError(w, 403, "Permission check failed") })
+	mux.HandleFunc("/err", func(w http.ResponseWriter, r *http.Request) { WriteError(w, r, 403, "Permission check failed") })
 	ln := listen(t, "127.0.0.1")
 	serve(t, ln, StdHeaders(mux))
 	base := "http://" + ln.Addr().String()
@@ -167,7 +167,7 @@ func TestWriteError(t *testing.T) {
 		{`unexpected '<' & "quote"`, `{"data":null,"message":"unexpected '<' & \"quote\"\n"}`},
 	} {
 		rec := httptest.NewRecorder()
-		WriteError(rec, 500, tt.msg)
+		WriteError(rec, httptest.NewRequest("GET", "/", nil), 500, tt.msg)
 		if got := rec.Body.String(); got != tt.want || rec.Code != 500 {
 			t.Errorf("WriteError(%q) = %d %s; want 500 %s", tt.msg, rec.Code, got, tt.want)
 		}

@@ -1,4 +1,5 @@
-// Package root declares the top of the API tree: GET /version.
+// Package root declares the top of the API tree: GET / (the directory
+// index, which PVE's API viewer data leaves out) and GET /version.
 package root
 
 import (
@@ -12,6 +13,13 @@ import (
 // Methods returns the declarations of this package.
 func Methods() []api.Method {
 	return []api.Method{{
+		Name: "index", Path: "/", HTTP: "GET",
+		Description: "Directory index.",
+		Permissions: api.AllUsers,
+		Returns: api.Arr(api.Obj(map[string]*api.Schema{"subdir": api.Str()})).
+			WithLinks(api.Link{Href: "{subdir}", Rel: "child"}),
+		Handle: index,
+	}, {
 		Name: "version", Path: "/version", HTTP: "GET",
 		Description: "API version details.",
 		Permissions: api.AllUsers,
@@ -52,4 +60,15 @@ func versionHandler() api.HandlerFunc {
 	}
 	var answer any = json.RawMessage(b) // boxed once, not per call
 	return func(ctx context.Context, r *api.Request) (any, error) { return answer, nil }
+}
+
+// topDirs are the children of / that this build implements, in PVE's order.
+var topDirs = []string{"version", "cluster", "nodes", "access"}
+
+func index(context.Context, *api.Request) (any, error) {
+	out := make([]map[string]string, 0, len(topDirs))
+	for _, d := range topDirs {
+		out = append(out, map[string]string{"subdir": d})
+	}
+	return out, nil
 }
