@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,13 +50,35 @@ type cachedFile[T any] struct {
 	modTime time.Time
 	val     T
 	err     error
+
+	// fresh is the last answer and until when it needs no stat; get reads
+	// it without the lock, since it runs several times per request.
+	fresh atomic.Pointer[cachedAnswer[T]]
+}
+
+// cachedAnswer is one published answer of a cachedFile.
+type cachedAnswer[T any] struct {
+	until   time.Time
+	val     T
+	modTime time.Time
+	err     error
 }
 
 // get returns the current value, the file's modification time (zero if it
 // does not exist) and the load error.
 func (c *cachedFile[T]) get(root *pvefs.Root, now time.Time) (T, time.Time, error) {
+	if a := c.fresh.Load(); a != nil && now.Before(a.until) && !now.Before(a.until.Add(-statInterval)) {
+		return a.val, a.modTime, a.err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	val, modTime, err := c.getLocked(root, now)
+	c.fresh.Store(&cachedAnswer[T]{until: c.checked.Add(statInterval), val: val, modTime: modTime, err: err})
+	return val, modTime, err
+}
+
+// getLocked is get's slow path. c.mu must be held.
+func (c *cachedFile[T]) getLocked(root *pvefs.Root, now time.Time) (T, time.Time, error) {
 	if c.loaded {
 		if age := now.Sub(c.checked); age >= 0 && age < statInterval {
 			return c.val, c.modTime, c.err
@@ -111,6 +134,7 @@ func (c *cachedFile[T]) failLocked(err error) (T, time.Time, error) {
 // invalidate makes the next get stat the file again.
 func (c *cachedFile[T]) invalidate() {
 	c.mu.Lock()
+	c.fresh.Store(nil)
 	c.loaded = false
 	c.mu.Unlock()
 }

@@ -3,53 +3,74 @@ package ticket
 import (
 	"crypto/rsa"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
-// SigCache remembers ticket signatures that verified, so that a ticket
-// presented on every request costs one RSA verification instead of one per
-// request (RSA-2048 verification was most of pveproxy's CPU per request).
-// Only the signature is cached: the age window and the user's state are
-// checked on every use. Entries are keyed by the key object, so a rotated or
-// re-read key never matches an entry made with another. The cache is bounded:
-// when full it is emptied, which costs only re-verifications. The zero value
-// is not usable; a nil *SigCache caches nothing.
+// SigCache remembers tickets whose signature verified, so that a ticket
+// presented on every request costs one RSA verification (and one parse)
+// instead of one per request: RSA-2048 verification was most of pveproxy's
+// CPU per request. Only the signature check is cached: the age window, with
+// the key's current state, is evaluated on every use (and the caller checks
+// the user). Entries are bound to the key object that verified them, so a
+// rotated or re-read key never accepts a ticket on the strength of another.
+// The cache is bounded: when full it is emptied, which costs only
+// re-verifications. A nil *SigCache caches nothing.
 type SigCache struct {
-	max int
-	mu  sync.Mutex // guards m
-	m   map[sigEntry]struct{}
+	max   int64
+	n     atomic.Int64
+	items sync.Map // sigKey -> sigValue; read-mostly, so no lock on hits
 }
 
-type sigEntry struct {
-	key    *rsa.PublicKey
-	signed string
-	sig    string
+type sigKey struct {
+	prefix, secret, ticket string
 }
 
-// NewSigCache returns a cache of at most max signatures.
+type sigValue struct {
+	key     *rsa.PublicKey
+	ts      int64
+	data    string
+	hasData bool
+}
+
+// NewSigCache returns a cache of at most max tickets.
 func NewSigCache(max int) *SigCache {
-	return &SigCache{max: max, m: make(map[sigEntry]struct{}, max)}
+	return &SigCache{max: int64(max)}
 }
 
-// verify checks sig over signed with key, consulting and filling the cache.
-func (c *SigCache) verify(key *rsa.PublicKey, signed, sig string) bool {
+// lookup checks a cached ticket against keys: ok reports a decision was
+// made (valid or not); false means verify it in full.
+func (c *SigCache) lookup(ticket, prefix, secretData string, keys []PublicKey, now time.Time, quorate bool) (data string, age time.Duration, err error, ok bool) {
 	if c == nil {
-		return verifySig(key, []byte(signed), sig)
+		return "", 0, nil, false
 	}
-	e := sigEntry{key: key, signed: signed, sig: sig}
-	c.mu.Lock()
-	_, hit := c.m[e]
-	c.mu.Unlock()
-	if hit {
-		return true
+	v, hit := c.items.Load(sigKey{prefix, secretData, ticket})
+	if !hit {
+		return "", 0, nil, false
 	}
-	if !verifySig(key, []byte(signed), sig) {
-		return false // failures are not cached: they cost an attacker as much as us
+	e := v.(sigValue)
+	for _, k := range keys {
+		if k.Key != e.key {
+			continue
+		}
+		minAge, maxAge, usable := AgeWindow(k, now, quorate)
+		a := now.Unix() - e.ts
+		if !usable || a <= minAge || a >= maxAge {
+			return "", 0, ErrInvalidTicket, true
+		}
+		return e.data, time.Duration(a) * time.Second, nil, true
 	}
-	c.mu.Lock()
-	if len(c.m) >= c.max {
-		clear(c.m)
+	return "", 0, nil, false // the key that verified it is gone: check again
+}
+
+// store records a ticket that verified with key.
+func (c *SigCache) store(ticket, prefix, secretData string, key *rsa.PublicKey, ts int64, data string) {
+	if c == nil {
+		return
 	}
-	c.m[e] = struct{}{}
-	c.mu.Unlock()
-	return true
+	if c.n.Add(1) > c.max {
+		c.items.Clear()
+		c.n.Store(1)
+	}
+	c.items.Store(sigKey{prefix, secretData, ticket}, sigValue{key: key, ts: ts, data: data})
 }

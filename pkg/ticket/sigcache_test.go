@@ -47,7 +47,7 @@ func TestSigCacheKeepsWindowAndKey(t *testing.T) {
 		t2, _ := Sign(key, PrefixLogin, "root@pam", "", now.Add(time.Duration(i)*time.Second))
 		VerifyCached(c, t2, PrefixLogin, "", keys, now.Add(time.Minute), false)
 	}
-	if n := len(c.m); n > 2 {
+	if n := c.n.Load(); n > 2 {
 		t.Errorf("cache holds %d entries; bound is 2", n)
 	}
 }

@@ -118,8 +118,11 @@ func Verify(ticket, prefix, secretData string, keys []PublicKey, now time.Time, 
 	return VerifyCached(nil, ticket, prefix, secretData, keys, now, quorate)
 }
 
-// VerifyCached is Verify with a cache of verified signatures (nil: none).
+// VerifyCached is Verify with a cache of verified tickets (nil: none).
 func VerifyCached(c *SigCache, ticket, prefix, secretData string, keys []PublicKey, now time.Time, quorate bool) (data string, age time.Duration, err error) {
+	if data, age, err, ok := c.lookup(ticket, prefix, secretData, keys, now, quorate); ok {
+		return data, age, err
+	}
 	for _, k := range keys {
 		if k.Key == nil {
 			continue
@@ -157,15 +160,16 @@ func (c *SigCache) verifyWindow(ticket, prefix, secretData string, key *rsa.Publ
 	if secretData != "" {
 		signed += ":" + secretData
 	}
-	if key == nil || !c.verify(key, signed, sig) {
-		return "", 0, ErrInvalidTicket
-	}
-	a := now.Unix() - ts
-	if a <= minAge || a >= maxAge {
+	if key == nil || !verifySig(key, []byte(signed), sig) {
 		return "", 0, ErrInvalidTicket
 	}
 	if hasData {
 		data = Unescape(rawData)
+	}
+	c.store(ticket, prefix, secretData, key, ts, data)
+	a := now.Unix() - ts
+	if a <= minAge || a >= maxAge {
+		return "", 0, ErrInvalidTicket
 	}
 	return data, time.Duration(a) * time.Second, nil
 }
