@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pvenode/pvenode/pkg/pvefs"
@@ -108,7 +109,8 @@ type Authenticator struct {
 
 	rotateMu sync.Mutex // serialises key creation and rotation in this process
 
-	sigs *ticket.SigCache // verified login-ticket signatures
+	sigs  *ticket.SigCache         // verified login-ticket signatures
+	perms atomic.Pointer[permMemo] // privilege sets of the current user.cfg
 }
 
 // NewAuthenticator returns an Authenticator over deps.
@@ -471,7 +473,57 @@ func (a *Authenticator) CheckPrivs(authid, path string, privs []string, anyOf bo
 	if cfg.Active(authid, a.deps.Clock().Unix()) != nil {
 		return false
 	}
-	return cfg.CheckPrivs(authid, path, privs, anyOf)
+	perms := a.memoPermissions(cfg, authid, path)
+	for _, p := range privs {
+		has := perms.Has(p)
+		if anyOf && has {
+			return true
+		}
+		if !anyOf && !has {
+			return false
+		}
+	}
+	return !anyOf
+}
+
+// permMemo remembers computed privilege sets for one parsed user.cfg, which
+// the Authenticator never modifies; a new parse gets a new memo. Bounded:
+// emptied when full.
+type permMemo struct {
+	cfg *UserCfg
+	n   atomic.Int64
+	m   sync.Map // permKey -> PrivSet
+}
+
+type permKey struct{ authid, path string }
+
+// permMemoMax bounds the memo: callers choose paths (/vms/<any vmid>).
+const permMemoMax = 16384
+
+// memoPermissions is cfg.Permissions, computed once per user, path and
+// user.cfg version: permission checks run on most requests and the ACL walk
+// allocates.
+func (a *Authenticator) memoPermissions(cfg *UserCfg, authid, path string) PrivSet {
+	memo := a.perms.Load()
+	if memo == nil || memo.cfg != cfg {
+		fresh := &permMemo{cfg: cfg}
+		if a.perms.CompareAndSwap(memo, fresh) {
+			memo = fresh
+		} else if memo = a.perms.Load(); memo.cfg != cfg {
+			return cfg.Permissions(authid, path) // another version raced in
+		}
+	}
+	k := permKey{authid, path}
+	if v, ok := memo.m.Load(k); ok {
+		return v.(PrivSet)
+	}
+	ps := cfg.Permissions(authid, path)
+	if memo.n.Add(1) > permMemoMax {
+		memo.m.Clear()
+		memo.n.Store(1)
+	}
+	memo.m.Store(k, ps)
+	return ps
 }
 
 // PermissionsTree answers GET /access/permissions without a path (see
