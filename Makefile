@@ -9,12 +9,22 @@ LDFLAGS   := -s -w -X github.com/pvenode/pvenode/pkg/buildinfo.Commit=$(COMMIT)
 RUNPREFIX ?= $(CURDIR)/.run
 SCHEMA    ?= ../shared/reference/pve-api-schema.json
 
-.PHONY: help build test test-short bench run stop api-coverage api-dump schema-testdata lint deb clean
+.PHONY: help deps build test test-short bench run stop api-coverage api-dump schema-testdata lint deb clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-build: ## build the five daemons and the tool into bin/
+deps: ## install the system packages the build needs (Debian; as root)
+	@if [ ! -f /usr/include/security/pam_appl.h ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing libpam0g-dev (the pam realm links libpam)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpam0g-dev >/dev/null; \
+	  else \
+	    echo "missing libpam0g-dev: run 'apt-get install libpam0g-dev' as root" >&2; exit 1; \
+	  fi; \
+	fi
+
+build: deps ## build the five daemons and the tool into bin/
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
