@@ -48,12 +48,13 @@ type AccessLog struct {
 	log  *slog.Logger
 	path string // "" when writing to a caller's io.Writer
 
-	mu     sync.Mutex    // guards the fields below
-	f      *os.File      // owned file, nil when writing to a caller's io.Writer
-	out    io.Writer     // f or the caller's io.Writer
-	bw     *bufio.Writer // buffers lines for out
-	err    error         // first write error since the last Flush
-	closed bool
+	mu      sync.Mutex    // guards the fields below
+	f       *os.File      // owned file, nil when writing to a caller's io.Writer
+	out     io.Writer     // f or the caller's io.Writer
+	bw      *bufio.Writer // buffers lines for out
+	err     error         // first write error since the last Flush
+	closed  bool
+	scratch []byte // line being formatted, reused
 
 	stop chan struct{} // closed by Close to end the flusher
 	done chan struct{} // closed when the flusher has ended
@@ -221,7 +222,21 @@ func (a *AccessLog) Redirected(peer netip.AddrPort, requestLine string, status i
 // Line writes one log line: client (invalid = "-"), user ("" = "-"), the
 // request line, status and body bytes (<= 0 = "-").
 func (a *AccessLog) Line(client netip.Addr, user, requestLine string, status int, bytes int64) {
-	b := make([]byte, 0, 128+len(requestLine))
+	a.line(client, user, requestLine, "", "", status, bytes)
+}
+
+// line formats a log line straight into the buffered writer, under the
+// lock (formatting is short; it saves building the line in a buffer of its
+// own for every request). The request line is method, uri and proto joined
+// by spaces, or requestLine alone when uri and proto are empty.
+func (a *AccessLog) line(client netip.Addr, user, method, uri, proto string, status int, bytes int64) {
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	b := a.scratch[:0]
 	if client.IsValid() {
 		b = client.AppendTo(b)
 	} else {
@@ -233,9 +248,15 @@ func (a *AccessLog) Line(client netip.Addr, user, requestLine string, status int
 	}
 	b = append(b, user...)
 	b = append(b, " ["...)
-	b = a.now().AppendFormat(b, accessTimeFormat)
+	b = now.AppendFormat(b, accessTimeFormat)
 	b = append(b, "] \""...)
-	b = append(b, requestLine...)
+	b = append(b, method...)
+	if uri != "" || proto != "" {
+		b = append(b, ' ')
+		b = append(b, uri...)
+		b = append(b, ' ')
+		b = append(b, proto...)
+	}
 	b = append(b, "\" "...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
@@ -245,12 +266,7 @@ func (a *AccessLog) Line(client netip.Addr, user, requestLine string, status int
 		b = append(b, '-')
 	}
 	b = append(b, '\n')
-
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return
-	}
+	a.scratch = b
 	if _, err := a.bw.Write(b); err != nil && a.err == nil {
 		a.err = err
 	}
@@ -285,7 +301,7 @@ func (a *AccessLog) Wrap(next http.Handler) http.Handler {
 					client = ap.Addr().Unmap()
 				}
 			}
-			a.Line(client, info.User(), r.Method+" "+r.RequestURI+" "+r.Proto, status, rec.bytes)
+			a.line(client, info.User(), r.Method, r.RequestURI, r.Proto, status, rec.bytes)
 		}()
 		next.ServeHTTP(rec, r)
 		completed = true
