@@ -91,9 +91,14 @@ func allPrivileges() PrivSet {
 // CheckPrivs reports whether authid holds privs on path: all of them, or
 // with any set at least one of them (an empty list then fails, as in PVE).
 func (c *UserCfg) CheckPrivs(authid, path string, privs []string, anyOf bool) bool {
-	perms := c.Permissions(authid, path)
-	for _, p := range privs {
-		has := perms.Has(p)
+	return c.Permissions(authid, path).Allows(privs, anyOf)
+}
+
+// Allows reports whether the set holds all of privs, or any one of them
+// when anyOf is set (an empty list: all yes, any no).
+func (p PrivSet) Allows(privs []string, anyOf bool) bool {
+	for _, priv := range privs {
+		has := p.Has(priv)
 		if anyOf && has {
 			return true
 		}

@@ -473,17 +473,7 @@ func (a *Authenticator) CheckPrivs(authid, path string, privs []string, anyOf bo
 	if cfg.Active(authid, a.deps.Clock().Unix()) != nil {
 		return false
 	}
-	perms := a.memoPermissions(cfg, authid, path)
-	for _, p := range privs {
-		has := perms.Has(p)
-		if anyOf && has {
-			return true
-		}
-		if !anyOf && !has {
-			return false
-		}
-	}
-	return !anyOf
+	return a.memoPermissions(cfg, authid, path).Allows(privs, anyOf)
 }
 
 // permMemo remembers computed privilege sets for one parsed user.cfg, which
