@@ -218,13 +218,18 @@ func (s *Service) checkDefaults() error {
 	return nil
 }
 
-// forwardedClientIP trusts the PVEClientIP header, as PVE's pvedaemon does:
-// only local processes reach 127.0.0.1:85 and pveproxy always sets it.
+// forwardedClientIP is the client address of a call: the PVEClientIP
+// header pveproxy sets when the call came through the Unix socket, which
+// only root and www-data can open; for calls on 127.0.0.1:85, which any
+// local process can reach, the peer's own address. (PVE's pvedaemon trusts
+// the header from every local peer, so any local user could choose the
+// rhost= that fail2ban reads.)
 func forwardedClientIP(r *http.Request) netip.Addr {
-	if v := r.Header.Get(api.HeaderClientIP); v != "" {
-		if a, err := netip.ParseAddr(v); err == nil {
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la.Network() == "unix" {
+		if a, err := netip.ParseAddr(r.Header.Get(api.HeaderClientIP)); err == nil {
 			return a.Unmap()
 		}
+		return netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	}
 	return api.PeerAddr(r)
 }
