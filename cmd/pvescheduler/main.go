@@ -13,6 +13,6 @@ func main() {
 	os.Exit(daemon.Execute(daemon.Command(daemon.Spec{
 		Name:  "pvescheduler",
 		Short: "PVE pvescheduler (not implemented yet: job scheduling (issue 7))",
-		New:   pending.New("pvescheduler", "job scheduling (issue 7)"),
+		New:   pending.New("job scheduling (issue 7)"),
 	})))
 }

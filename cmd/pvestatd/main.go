@@ -13,6 +13,6 @@ func main() {
 	os.Exit(daemon.Execute(daemon.Command(daemon.Spec{
 		Name:  "pvestatd",
 		Short: "PVE pvestatd (not implemented yet: status collection and cluster gossip (issue 5))",
-		New:   pending.New("pvestatd", "status collection and cluster gossip (issue 5)"),
+		New:   pending.New("status collection and cluster gossip (issue 5)"),
 	})))
 }

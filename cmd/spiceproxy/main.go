@@ -13,6 +13,6 @@ func main() {
 	os.Exit(daemon.Execute(daemon.Command(daemon.Spec{
 		Name:  "spiceproxy",
 		Short: "PVE spiceproxy (not implemented yet: SPICE CONNECT proxy (issue 6))",
-		New:   pending.New("spiceproxy", "SPICE CONNECT proxy (issue 6)"),
+		New:   pending.New("SPICE CONNECT proxy (issue 6)"),
 	})))
 }

@@ -11,8 +11,8 @@ import (
 
 // New returns a constructor for daemon.Spec.New whose service refuses to
 // start with a message naming the missing work.
-func New(name, missing string) func(daemon.Env) (daemon.Service, error) {
+func New(missing string) func(daemon.Env) (daemon.Service, error) {
 	return func(daemon.Env) (daemon.Service, error) {
-		return nil, fmt.Errorf("%s: not implemented yet: %s", name, missing)
+		return nil, fmt.Errorf("not implemented yet: %s", missing)
 	}
 }
