@@ -11,24 +11,18 @@ import (
 // formats are the string formats whose checks are implemented, with the
 // messages PVE's format checks die with. An immutable table.
 var formats = map[string]func(string) error{
-	"string":       func(string) error { return nil },
-	"pve-node":     reFormat(`^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$`, "value does not look like a valid node name"),
-	"pve-vmid":     reFormat(`^[1-9][0-9]{2,8}$`, "value does not look like a valid VM ID"),
-	"pve-configid": func(s string) error { return reCheck(`^[a-zA-Z][a-zA-Z0-9_]+$`, s, "invalid configuration ID '%s'") },
-	"pve-storage-id": func(s string) error {
-		return reCheck(`^[a-zA-Z][a-zA-Z0-9_.-]*[a-zA-Z0-9]$`, s, "storage ID '%s' contains illegal characters")
-	},
-	"pve-realm": func(s string) error {
-		return reCheck(`^[A-Za-z][A-Za-z0-9._-]+$`, s, "realm name '%s' contains illegal characters")
-	},
-	"pve-userid":    checkUserID,
-	"pve-tokenid":   checkTokenID,
-	"pve-priv-list": func(s string) error { return reCheck(`^[A-Za-z.]+$`, s, "invalid privilege name '%s'") },
-	"pve-poolid": func(s string) error {
-		return reCheck(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$`, s, "pool name '%s' contains invalid characters")
-	},
-	"pve-groupid": func(s string) error { return reCheck(`^[A-Za-z0-9_.-]+$`, s, "invalid group name '%s'") },
-	"pve-roleid":  func(s string) error { return reCheck(`^[A-Za-z0-9_.-]+$`, s, "invalid role name '%s'") },
+	"string":         func(string) error { return nil },
+	"pve-node":       reFormat(`^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$`, "value does not look like a valid node name"),
+	"pve-vmid":       reFormat(`^[1-9][0-9]{2,8}$`, "value does not look like a valid VM ID"),
+	"pve-configid":   reFormatf(`^[a-zA-Z][a-zA-Z0-9_]+$`, "invalid configuration ID '%s'"),
+	"pve-storage-id": reFormatf(`^[a-zA-Z][a-zA-Z0-9_.-]*[a-zA-Z0-9]$`, "storage ID '%s' contains illegal characters"),
+	"pve-realm":      reFormatf(`^[A-Za-z][A-Za-z0-9._-]+$`, "realm name '%s' contains illegal characters"),
+	"pve-userid":     checkUserID,
+	"pve-tokenid":    checkTokenID,
+	"pve-priv-list":  reFormatf(`^[A-Za-z.]+$`, "invalid privilege name '%s'"),
+	"pve-poolid":     reFormatf(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$`, "pool name '%s' contains invalid characters"),
+	"pve-groupid":    reFormatf(`^[A-Za-z0-9_.-]+$`, "invalid group name '%s'"),
+	"pve-roleid":     reFormatf(`^[A-Za-z0-9_.-]+$`, "invalid role name '%s'"),
 	"ip": func(s string) error {
 		if _, err := netip.ParseAddr(s); err != nil {
 			return errors.New("value does not look like a valid IP address")
@@ -36,9 +30,6 @@ var formats = map[string]func(string) error{
 		return nil
 	},
 }
-
-// compiled regexps of the format table, built once.
-var formatRes = map[string]*regexp.Regexp{}
 
 func reFormat(pattern, msg string) func(string) error {
 	re := regexp.MustCompile(pattern)
@@ -50,26 +41,18 @@ func reFormat(pattern, msg string) func(string) error {
 	}
 }
 
-func reCheck(pattern, s, msgf string) error {
-	re, ok := formatRes[pattern]
-	if !ok {
-		re = regexp.MustCompile(pattern)
+// reFormatf is reFormat with the value in the message (msgf has one %s).
+func reFormatf(pattern, msgf string) func(string) error {
+	re := regexp.MustCompile(pattern)
+	return func(s string) error {
+		if !re.MatchString(s) {
+			return fmt.Errorf(msgf, s)
+		}
+		return nil
 	}
-	if !re.MatchString(s) {
-		return fmt.Errorf(msgf, s)
-	}
-	return nil
 }
 
-func init() {
-	// Precompile the patterns reCheck uses; the table is immutable after this.
-	for _, p := range []string{
-		`^[a-zA-Z][a-zA-Z0-9_]+$`, `^[a-zA-Z][a-zA-Z0-9_.-]*[a-zA-Z0-9]$`, `^[A-Za-z][A-Za-z0-9._-]+$`,
-		`^[A-Za-z.]+$`, `^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$`, `^[A-Za-z0-9_.-]+$`,
-	} {
-		formatRes[p] = regexp.MustCompile(p)
-	}
-}
+var tokenNameRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]+$`)
 
 var userIDRe = regexp.MustCompile(`^[^\s:/]+@[A-Za-z][A-Za-z0-9._-]+$`)
 
@@ -82,7 +65,7 @@ func checkUserID(s string) error {
 
 func checkTokenID(s string) error {
 	user, name, ok := strings.Cut(s, "!")
-	if !ok || checkUserID(user) != nil || !formatRes[`^[A-Za-z][A-Za-z0-9._-]+$`].MatchString(name) {
+	if !ok || checkUserID(user) != nil || !tokenNameRe.MatchString(name) {
 		return fmt.Errorf("value '%s' does not look like a valid token ID", s)
 	}
 	return nil
