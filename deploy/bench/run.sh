@@ -214,8 +214,8 @@ run_wrk() {
 run_hs() {
 	local mode=$1 target=$2 run=$3 addr=$4 pids=$5 line
 	start_sampler handshakes
-	line=$("$WORK/tools/handshakes" -addr "$addr" -mode "$mode" -conns 32 -duration "$HS_DUR" \
-		-pid "${pids// /,}" 2>&1) || log "handshakes failed for $mode $target: $line"
+	line=$("$WORK/tools/handshakes" -addr "$addr" -ca "$PREFIX/etc/pve/pve-root-ca.pem" -mode "$mode" \
+		-conns 32 -duration "$HS_DUR" -pid "${pids// /,}" 2>&1) || log "handshakes failed for $mode $target: $line"
 	stop_sampler
 	printf '%s\n' "$line" >"$WORK/wrk/hs-$mode-$target-$run.txt"
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$target" "$run" \
@@ -275,7 +275,7 @@ PID[pveproxy]=$(pid_of pveproxy "$PPORT") || die "pveproxy pid not found"
 
 code=000
 for ((i = 0; i < 50; i++)); do
-	code=$(curl -ks -o /dev/null -w '%{http_code}' "$PROXY/api2/json/version" || true)
+	code=$(curl -s --cacert "$PREFIX/etc/pve/pve-root-ca.pem" -o /dev/null -w '%{http_code}' "$PROXY/api2/json/version" || true)
 	[[ $code != 000 ]] && break
 	sleep 0.2
 done
@@ -284,13 +284,13 @@ sleep 1
 snapshot start pvedaemon pveproxy
 
 # --- log in, fetch the body, start the bare server --------------------------------
-login=$(curl -ks -d "username=$ADMIN" --data-urlencode "password=$PW" "$PROXY/api2/json/access/ticket")
+login=$(curl -s --cacert "$PREFIX/etc/pve/pve-root-ca.pem" -d "username=$ADMIN" --data-urlencode "password=$PW" "$PROXY/api2/json/access/ticket")
 TICKET=$(jq -r '.data.ticket // empty' <<<"$login" 2>/dev/null || true)
 [[ -n $TICKET ]] || die "login failed: $login"
 TICKET_ENC=$(jq -rn --arg t "$TICKET" '$t | @uri')
 COOKIE="PVEAuthCookie=$TICKET_ENC"
 
-code=$(curl -ks -H "Cookie: $COOKIE" -D "$WORK/version.headers" -o "$WORK/version.json" \
+code=$(curl -s --cacert "$PREFIX/etc/pve/pve-root-ca.pem" -H "Cookie: $COOKIE" -D "$WORK/version.headers" -o "$WORK/version.json" \
 	-w '%{http_code}' "$PROXY/api2/json/version")
 [[ $code == 200 ]] || die "authenticated GET /version: HTTP $code: $(cat "$WORK/version.json")"
 
@@ -320,7 +320,7 @@ for ((i = 0; i < 50; i++)); do
 	kill -0 "$BS_PID" 2>/dev/null || die "benchserver exited: $(cat "$WORK/logs/benchserver.log")"
 	sleep 0.1
 done
-curl -ks -o "$WORK/bare.json" "$BARE/api2/json/version" || die "bare server does not answer"
+curl -s --cacert "$PREFIX/etc/pve/pve-root-ca.pem" -o "$WORK/bare.json" "$BARE/api2/json/version" || die "bare server does not answer"
 cmp -s "$WORK/version.json" "$WORK/bare.json" || die "bare server body differs from pveproxy's"
 sleep 1
 snapshot login pvedaemon pveproxy benchserver
@@ -346,7 +346,7 @@ RENEW_NOTE=""
 renew() { # URL [curl args]
 	local url=$1
 	shift
-	curl -ks -o "$WORK/renew.out" -w '%{http_code}' "$@" -d "username=$ADMIN" \
+	curl -s --cacert "$PREFIX/etc/pve/pve-root-ca.pem" -o "$WORK/renew.out" -w '%{http_code}' "$@" -d "username=$ADMIN" \
 		--data-urlencode "password=$TICKET" "$url/api2/json/access/ticket" || true
 }
 code=$(renew "$PROXY")
@@ -371,9 +371,9 @@ else
 		/api2/json/cluster/status "/api2/json/nodes/$NODE/hosts")
 fi
 for p in "${candidates[@]}"; do
-	code=$(curl -ks -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "$PROXY$p" || true)
+	code=$(curl -s --cacert "$PREFIX/etc/pve/pve-root-ca.pem" -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "$PROXY$p" || true)
 	if [[ $code == 200 ]]; then
-		dcode=$(curl -ks -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "${DIRECT_HDRS[@]}" "$DAEMON$p" || true)
+		dcode=$(curl -s --cacert "$PREFIX/etc/pve/pve-root-ca.pem" -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "${DIRECT_HDRS[@]}" "$DAEMON$p" || true)
 		[[ $dcode == 200 ]] && PGET=$p && break
 	fi
 done
@@ -580,7 +580,7 @@ EOF
 	cat <<EOF
 ## New full TLS handshakes (no session resumption)
 
-\`tools/handshakes -addr 127.0.0.1:PORT -mode MODE -conns 32 -duration $HS_DUR\`: 32 workers, each
+\`tools/handshakes -addr 127.0.0.1:PORT -ca pve-root-ca.pem -mode MODE -conns 32 -duration $HS_DUR\`: 32 workers, each
 dials, completes a full handshake (no session cache, no tickets offered), closes.
 Latency is TCP connect plus handshake as seen by the client. TLS 1.3 uses Go's
 default key exchange list (X25519MLKEM768 first, as current browsers);

@@ -3,18 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -22,58 +14,25 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pvenode/pvenode/pkg/tlsconf/tlstest"
 )
 
-// writePair writes a self-signed certificate for 127.0.0.1 and its key.
-func writePair(t *testing.T, dir, base string, key crypto.Signer) (certFile, keyFile string) {
-	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: base},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatalf("create certificate: %v", err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatalf("marshal key: %v", err)
-	}
-	certFile, keyFile = filepath.Join(dir, base+".pem"), filepath.Join(dir, base+".key")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
-func testOptions(t *testing.T) options {
+func testOptions(t *testing.T) (options, *x509.CertPool) {
 	t.Helper()
 	dir := t.TempDir()
-	rk, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := tlstest.NewCA(t)
 	o := options{listen: "127.0.0.1:0", contentType: "application/json;charset=UTF-8"}
-	o.certFile, o.keyFile = writePair(t, dir, "rsa", rk)
-	o.ecdsaCert, o.ecdsaKey = writePair(t, dir, "ecdsa", ek)
+	o.certFile, o.keyFile = filepath.Join(dir, "rsa.pem"), filepath.Join(dir, "rsa.key")
+	o.ecdsaCert, o.ecdsaKey = filepath.Join(dir, "ecdsa.pem"), filepath.Join(dir, "ecdsa.key")
+	ca.WritePair(t, dir, "rsa", tlstest.RSA)
+	ca.WritePair(t, dir, "ecdsa", tlstest.ECDSA)
 	o.bodyFile = filepath.Join(dir, "body.json")
 	if err := os.WriteFile(o.bodyFile, []byte(`{"data":{"version":"9.1.3"}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	o.headers = headerList{"Cache-Control: max-age=0", "Pragma: no-cache"}
-	return o
+	return o, ca.Pool()
 }
 
 // serve starts srv on a loopback port and stops it when the test ends.
@@ -99,14 +58,14 @@ func serve(t *testing.T, srv *http.Server) string {
 }
 
 func TestServes(t *testing.T) {
-	o := testOptions(t)
+	o, roots := testOptions(t)
 	srv, err := newServer(o)
 	if err != nil {
 		t.Fatalf("newServer: %v", err)
 	}
 	addr := serve(t, srv)
 	tr := &http.Transport{
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+		TLSClientConfig:   &tls.Config{RootCAs: roots},
 		ForceAttemptHTTP2: true, // the server must still answer with HTTP/1.1
 	}
 	defer tr.CloseIdleConnections()
@@ -142,7 +101,7 @@ func TestServes(t *testing.T) {
 }
 
 func TestCertificateChoice(t *testing.T) {
-	o := testOptions(t)
+	o, roots := testOptions(t)
 	srv, err := newServer(o)
 	if err != nil {
 		t.Fatalf("newServer: %v", err)
@@ -161,7 +120,7 @@ func TestCertificateChoice(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.InsecureSkipVerify = true
+			tt.cfg.RootCAs = roots
 			c, err := tls.Dial("tcp", addr, tt.cfg)
 			if err != nil {
 				t.Fatalf("dial: %v", err)

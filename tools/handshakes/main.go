@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +28,8 @@ func main() {
 type config struct {
 	addr       string
 	serverName string
+	caFile     string
+	roots      *x509.CertPool // from caFile
 	conns      int
 	duration   time.Duration
 	max        int64
@@ -102,6 +105,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", "", "server host:port")
 	fs.StringVar(&c.serverName, "server-name", "", "SNI name to send (none by default, as for an IP address)")
+	fs.StringVar(&c.caFile, "ca", "", "CA certificate (PEM) the server certificate is verified against (required)")
 	fs.IntVar(&c.conns, "conns", 32, "concurrent workers")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "stop starting handshakes after this long")
 	fs.Int64Var(&c.max, "max", 1_000_000, "stop after starting this many handshakes (0: no limit)")
@@ -132,6 +136,17 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	if _, ok := curveID(c.curve); c.curve != "" && !ok {
 		return c, fmt.Errorf("-curve %q: want x25519, p256 or x25519mlkem768", c.curve)
 	}
+	if c.caFile == "" {
+		return c, errors.New("-ca is required: the server certificate is verified")
+	}
+	pemData, err := os.ReadFile(c.caFile)
+	if err != nil {
+		return c, fmt.Errorf("-ca: %w", err)
+	}
+	c.roots = x509.NewCertPool()
+	if !c.roots.AppendCertsFromPEM(pemData) {
+		return c, fmt.Errorf("-ca %s: no PEM certificate", c.caFile)
+	}
 	for _, f := range strings.Split(pids, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
@@ -145,12 +160,12 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	return c, nil
 }
 
-// tlsConfig returns the client configuration of c: no verification (the
-// signature in the handshake is still checked), no session cache, no
-// tickets, so every handshake is a full one.
+// tlsConfig returns the client configuration of c: the server certificate
+// verified against -ca, no session cache, no tickets, so every handshake is
+// a full one.
 func (c config) tlsConfig() *tls.Config {
 	tc := &tls.Config{
-		InsecureSkipVerify:     true,
+		RootCAs:                c.roots,
 		ServerName:             c.serverName,
 		ClientSessionCache:     nil,
 		SessionTicketsDisabled: true,

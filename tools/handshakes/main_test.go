@@ -3,50 +3,26 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-)
 
-func leaf(t *testing.T, key crypto.Signer) *tls.Certificate {
-	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "handshakes test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatalf("create certificate: %v", err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: c}
-}
+	"github.com/pvenode/pvenode/pkg/tlsconf/tlstest"
+)
 
 // server is a TLS listener that completes handshakes and counts them, with
 // an RSA and an ECDSA certificate chosen as pveproxy chooses.
 type server struct {
 	addr    string
+	caFile  string         // the CA of its certificates, as -ca takes it
+	roots   *x509.CertPool // the same, for configs built in tests
 	ln      net.Listener
 	wg      sync.WaitGroup
 	mu      sync.Mutex // guards resumed
@@ -55,15 +31,14 @@ type server struct {
 
 func startServer(t *testing.T) *server {
 	t.Helper()
-	rk, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
+	ca := tlstest.NewCA(t)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, ec := leaf(t, rk), leaf(t, ek)
+	rcert := ca.Issue(t, tlstest.RSA).TLSCertificate(t)
+	ecert := ca.Issue(t, tlstest.ECDSA).TLSCertificate(t)
+	rc, ec := &rcert, &ecert
 	cfg := &tls.Config{GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		if h.SupportsCertificate(ec) == nil {
 			return ec, nil
@@ -74,7 +49,7 @@ func startServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{addr: ln.Addr().String(), ln: ln}
+	s := &server{addr: ln.Addr().String(), caFile: caFile, roots: ca.Pool(), ln: ln}
 	s.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
@@ -118,7 +93,7 @@ func TestMeasureModes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode+"/"+tt.curve, func(t *testing.T) {
-			c := config{addr: s.addr, conns: 4, duration: time.Minute, max: 20,
+			c := config{addr: s.addr, roots: s.roots, conns: 4, duration: time.Minute, max: 20,
 				timeout: 10 * time.Second, mode: tt.mode, curve: tt.curve, pids: []int{os.Getpid()}}
 			res, err := measure(context.Background(), c)
 			if err != nil {
@@ -147,7 +122,7 @@ func TestMeasureModes(t *testing.T) {
 
 func TestMeasureStopsAtDuration(t *testing.T) {
 	s := startServer(t)
-	c := config{addr: s.addr, conns: 2, duration: 200 * time.Millisecond, max: 0,
+	c := config{addr: s.addr, roots: s.roots, conns: 2, duration: 200 * time.Millisecond, max: 0,
 		timeout: 10 * time.Second, mode: "tls12-ecdsa"}
 	res, err := measure(context.Background(), c)
 	if err != nil {
@@ -169,23 +144,35 @@ func TestMeasureRefused(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"-addr", addr, "-conns", "1", "-max", "3"}, &stdout, &stderr)
+	code := run([]string{"-addr", addr, "-ca", writeCA(t), "-conns", "1", "-max", "3"}, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stdout.String(), "ok=0 failed=3") || !strings.Contains(stdout.String(), "first_error=") {
 		t.Errorf("run = %d, stdout %q; want 1 and ok=0 failed=3 with first_error", code, stdout.String())
 	}
 }
 
+// writeCA writes a throwaway CA certificate for -ca and returns its path.
+func writeCA(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(f, tlstest.NewCA(t).CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func TestParseArgs(t *testing.T) {
+	ca := writeCA(t)
 	tests := []struct {
 		name    string
 		args    []string
 		wantErr string
 	}{
-		{"ok", []string{"-addr", "127.0.0.1:1", "-pid", "1,2"}, ""},
+		{"ok", []string{"-addr", "127.0.0.1:1", "-ca", ca, "-pid", "1,2"}, ""},
+		{"no ca", []string{"-addr", "127.0.0.1:1"}, "-ca is required"},
 		{"no addr", nil, "-addr is required"},
 		{"bad mode", []string{"-addr", "a:1", "-mode", "ssl3"}, `-mode "ssl3"`},
 		{"bad curve", []string{"-addr", "a:1", "-curve", "p521"}, `-curve "p521"`},
-		{"bad pid", []string{"-addr", "a:1", "-pid", "1,x"}, `"x" is not a process id`},
+		{"bad pid", []string{"-addr", "a:1", "-ca", ca, "-pid", "1,x"}, `"x" is not a process id`},
 		{"zero conns", []string{"-addr", "a:1", "-conns", "0"}, "-conns 0"},
 		{"negative max", []string{"-addr", "a:1", "-max", "-1"}, "-max -1"},
 		{"extra", []string{"-addr", "a:1", "x"}, `unexpected argument "x"`},
