@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -119,4 +120,29 @@ func shortErr(err error) string {
 		return op.Err.Error()
 	}
 	return err.Error()
+}
+
+// TokenCheckPath is pvedaemon's internal endpoint (outside /api2, never
+// forwarded from outside) where pveproxy asks whether an API token secret is
+// valid: the secrets live in the root-only priv/token.cfg, as PVE's pveproxy
+// asks pmxcfs (running as root) the same question.
+const TokenCheckPath = "/internal/token-check"
+
+// PostForm sends a form to path on pvedaemon (an internal endpoint such as
+// the token check) over the same connections as forwarded calls, and
+// returns the answer's status; the answer's body is discarded.
+func (f *Forwarder) PostForm(ctx context.Context, path string, form url.Values) (int, error) {
+	body := []byte(form.Encode())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+f.addr+path, bodyReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := f.client.do(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }

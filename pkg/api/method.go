@@ -130,3 +130,14 @@ func placeholder(seg string) (string, bool) {
 	}
 	return "", false
 }
+
+// DirIndex returns the handler of a directory index method: a list of
+// {key: name} objects, one per child this build implements, as PVE's index
+// methods answer (key is "subdir" or "name", as each method's schema links).
+func DirIndex(key string, names ...string) HandlerFunc {
+	out := make([]map[string]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, map[string]string{key: n})
+	}
+	return func(context.Context, *Request) (any, error) { return out, nil }
+}

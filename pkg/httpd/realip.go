@@ -23,11 +23,18 @@ func RealIP(header string, trusted func(netip.Addr) bool) func(http.Handler) htt
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if ip, ok := realIP(r, header, trusted); ok {
-				reqinfo.FromContext(r.Context()).SetClientIP(ip)
-			}
+			ApplyRealIP(r, header, trusted)
 			next.ServeHTTP(w, r)
 		})
+	}
+}
+
+// ApplyRealIP is RealIP's work for one request, for callers whose header
+// and trusted peers change at reload; header must be canonical
+// (http.CanonicalHeaderKey) and non-empty.
+func ApplyRealIP(r *http.Request, header string, trusted func(netip.Addr) bool) {
+	if ip, ok := realIP(r, header, trusted); ok {
+		reqinfo.FromContext(r.Context()).SetClientIP(ip)
 	}
 }
 

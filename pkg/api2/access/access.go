@@ -40,7 +40,7 @@ func Methods(d Deps) []api.Method {
 			Permissions: api.AllUsers,
 			Returns: api.Arr(api.Obj(map[string]*api.Schema{"subdir": api.Str()})).
 				WithLinks(api.Link{Href: "{subdir}", Rel: "child"}),
-			Handle: index,
+			Handle: api.DirIndex("subdir", "ticket", "permissions"),
 		},
 		{
 			Name: "get_ticket", Path: "/access/ticket", HTTP: "GET",
@@ -88,17 +88,6 @@ func Methods(d Deps) []api.Method {
 			Handle:  d.permissions,
 		},
 	}
-}
-
-// accessSubdirs are the children of /access this build implements.
-var accessSubdirs = []string{"ticket", "permissions"}
-
-func index(context.Context, *api.Request) (any, error) {
-	out := make([]map[string]string, 0, len(accessSubdirs))
-	for _, s := range accessSubdirs {
-		out = append(out, map[string]string{"subdir": s})
-	}
-	return out, nil
 }
 
 // ticketAnswer is the data of POST /access/ticket in verify mode.

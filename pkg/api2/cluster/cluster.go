@@ -24,7 +24,7 @@ func Methods(d Deps) []api.Method {
 			Description: "Cluster index.",
 			Permissions: api.AllUsers,
 			Returns:     api.Arr(api.Obj(map[string]*api.Schema{})).WithLinks(api.Link{Href: "{name}", Rel: "child"}),
-			Handle:      index,
+			Handle:      api.DirIndex("name", "status"),
 		},
 		{
 			Name: "get_status", Path: "/cluster/status", HTTP: "GET",
@@ -47,17 +47,6 @@ func Methods(d Deps) []api.Method {
 			Handle: d.status,
 		},
 	}
-}
-
-// clusterSubdirs are the children of /cluster this build implements.
-var clusterSubdirs = []string{"status"}
-
-func index(context.Context, *api.Request) (any, error) {
-	out := make([]map[string]string, 0, len(clusterSubdirs))
-	for _, s := range clusterSubdirs {
-		out = append(out, map[string]string{"name": s})
-	}
-	return out, nil
 }
 
 // nodeEntry is a node of /cluster/status; booleans are 0/1 as PVE sends them.

@@ -94,18 +94,14 @@ func (d Deps) list(ctx context.Context, r *api.Request) (any, error) {
 	return []nodestatus.Summary{s}, nil
 }
 
-// nodeSubdirs are the children of /nodes/{node} that this build implements.
-var nodeSubdirs = []string{"status"}
+// nodeChildren lists the children of /nodes/{node} this build implements.
+var nodeChildren = api.DirIndex("name", "status")
 
 func nodeIndex(ctx context.Context, r *api.Request) (any, error) {
 	if n := r.Params.Get("node"); n != r.NodeName && n != "localhost" {
 		return nil, api.Errorf(http.StatusInternalServerError, "no such node '%s'", n)
 	}
-	out := make([]map[string]string, 0, len(nodeSubdirs))
-	for _, s := range nodeSubdirs {
-		out = append(out, map[string]string{"name": s})
-	}
-	return out, nil
+	return nodeChildren(ctx, r)
 }
 
 func (d Deps) status(ctx context.Context, r *api.Request) (any, error) {

@@ -18,7 +18,8 @@ func Methods() []api.Method {
 		Permissions: api.AllUsers,
 		Returns: api.Arr(api.Obj(map[string]*api.Schema{"subdir": api.Str()})).
 			WithLinks(api.Link{Href: "{subdir}", Rel: "child"}),
-		Handle: index,
+		// The children of / this build implements, in PVE's order.
+		Handle: api.DirIndex("subdir", "version", "cluster", "nodes", "access"),
 	}, {
 		Name: "version", Path: "/version", HTTP: "GET",
 		Description: "API version details.",
@@ -60,15 +61,4 @@ func versionHandler() api.HandlerFunc {
 	}
 	var answer any = json.RawMessage(b) // boxed once, not per call
 	return func(ctx context.Context, r *api.Request) (any, error) { return answer, nil }
-}
-
-// topDirs are the children of / that this build implements, in PVE's order.
-var topDirs = []string{"version", "cluster", "nodes", "access"}
-
-func index(context.Context, *api.Request) (any, error) {
-	out := make([]map[string]string, 0, len(topDirs))
-	for _, d := range topDirs {
-		out = append(out, map[string]string{"subdir": d})
-	}
-	return out, nil
 }

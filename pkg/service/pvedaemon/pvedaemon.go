@@ -40,11 +40,6 @@ import (
 // Name is the daemon's name.
 const Name = "pvedaemon"
 
-// TokenCheckPath is the loopback-only endpoint pveproxy uses to verify API
-// token secrets, which live in the root-only priv/token.cfg (PVE asks
-// pmxcfs, which runs as root, the same question).
-const TokenCheckPath = "/internal/token-check"
-
 // Spec returns the daemon.Spec of pvedaemon.
 func Spec() daemon.Spec {
 	return daemon.Spec{
@@ -143,7 +138,7 @@ func (s *Service) Listen(ctx context.Context) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api2/", apiSrv)
-	mux.HandleFunc("POST "+TokenCheckPath, s.tokenCheck)
+	mux.HandleFunc("POST "+api.TokenCheckPath, s.tokenCheck)
 	s.srv = httpd.NewServer(httpd.ServerConfig{
 		Handler: httpd.Chain(mux, httpd.StdHeaders, httpd.Limits(512<<10)),
 		Log:     s.log,
@@ -225,7 +220,7 @@ func (s *Service) checkDefaults() error {
 // the header from every local peer, so any local user could choose the
 // rhost= that fail2ban reads.)
 func forwardedClientIP(r *http.Request) netip.Addr {
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la.Network() == "unix" {
+	if viaSocket(r) {
 		if a, err := netip.ParseAddr(r.Header.Get(api.HeaderClientIP)); err == nil {
 			return a.Unmap()
 		}
@@ -234,10 +229,22 @@ func forwardedClientIP(r *http.Request) netip.Addr {
 	return api.PeerAddr(r)
 }
 
+// viaSocket reports whether r came through the Unix socket, which only root
+// and www-data (pveproxy) can open.
+func viaSocket(r *http.Request) bool {
+	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return ok && la.Network() == "unix"
+}
+
 // tokenCheck answers pveproxy's question whether an API token secret is
-// valid: 204 if so, 403 if not. Only the secret is checked here; expiry and
-// the owner's state are checked by the caller from user.cfg.
+// valid: 204 if so, 403 if not; only through the Unix socket. Only the
+// secret is checked here; expiry and the owner's state are checked by the
+// caller from user.cfg.
 func (s *Service) tokenCheck(w http.ResponseWriter, r *http.Request) {
+	if !viaSocket(r) {
+		http.Error(w, "token checks are answered on the socket only", http.StatusForbidden)
+		return
+	}
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return

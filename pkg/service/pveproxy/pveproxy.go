@@ -59,9 +59,23 @@ func Spec() daemon.Spec {
 	}
 }
 
-// settings is the part of the configuration a reload swaps.
+// settings is the part of the configuration a reload swaps, with what is
+// derived from it once per load rather than per request.
 type settings struct {
 	cfg *proxyconf.Config
+	// realIPHeader is PROXY_REAL_IP_HEADER in canonical form ("" = unset);
+	// realIPTrusted tells the peers allowed to set it (nil = any peer).
+	realIPHeader  string
+	realIPTrusted func(netip.Addr) bool
+}
+
+// newSettings derives the per-request settings of cfg.
+func newSettings(cfg *proxyconf.Config) *settings {
+	st := &settings{cfg: cfg, realIPHeader: http.CanonicalHeaderKey(strings.TrimSpace(cfg.RealIPHeader))}
+	if set := cfg.RealIPAllowFrom; set != nil {
+		st.realIPTrusted = func(a netip.Addr) bool { return netacl.Contains(set, a) }
+	}
+	return st
 }
 
 // Service is a running pveproxy.
@@ -111,7 +125,7 @@ func (s *Service) Listen(ctx context.Context) error {
 	for _, w := range cfg.Warnings {
 		s.log.Warn("setting not fully supported", "path", s.defaults, "detail", w)
 	}
-	s.cur.Store(&settings{cfg: cfg})
+	s.cur.Store(newSettings(cfg))
 
 	root, err := pvefs.Open(s.env.Paths.ConfigRoot)
 	if err != nil {
@@ -144,7 +158,8 @@ func (s *Service) Listen(ctx context.Context) error {
 	}
 	_ = chownToService(filepath.Join(logDir, "access.log"))
 
-	s.tokens = newTokenChecker(s.daemonAddr, s.log)
+	s.forward = api.NewForwarder(s.daemonAddr, s.env.Paths.DaemonSocket(), 30*time.Second, s.log)
+	s.tokens = newTokenChecker(s.forward, s.log)
 	auth, err := access.NewAuthenticator(access.Deps{
 		FS: root, Clock: time.Now, Log: s.log, VerifySecret: s.tokens.verify,
 	})
@@ -216,16 +231,10 @@ func (s *Service) allowed(a netip.Addr) bool { return s.cur.Load().cfg.Policy.Al
 // realIP applies PROXY_REAL_IP_HEADER with the settings of the moment.
 func (s *Service) realIP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cfg := s.cur.Load().cfg
-		if cfg.RealIPHeader == "" {
-			next.ServeHTTP(w, r)
-			return
+		if st := s.cur.Load(); st.realIPHeader != "" {
+			httpd.ApplyRealIP(r, st.realIPHeader, st.realIPTrusted)
 		}
-		var trusted func(netip.Addr) bool
-		if set := cfg.RealIPAllowFrom; set != nil {
-			trusted = func(a netip.Addr) bool { return netacl.Contains(set, a) }
-		}
-		httpd.RealIP(cfg.RealIPHeader, trusted)(next).ServeHTTP(w, r)
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -286,7 +295,7 @@ func (s *Service) Reload(ctx context.Context) error {
 	if err := s.tls.Reload(cfg.TLS, certs); err != nil {
 		return fmt.Errorf("%s: %w", s.defaults, err)
 	}
-	old := s.cur.Swap(&settings{cfg: cfg})
+	old := s.cur.Swap(newSettings(cfg))
 	if old.cfg.ListenIP != cfg.ListenIP {
 		s.log.Warn("LISTEN_IP changed; it takes effect on restart", "path", s.defaults)
 	}

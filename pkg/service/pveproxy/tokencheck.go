@@ -8,9 +8,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/pvenode/pvenode/pkg/api"
 )
 
 // tokenChecker asks pvedaemon whether an API token secret is valid:
@@ -22,8 +23,7 @@ import (
 // state... except within the TTL of a positive answer, which bounds how long
 // a deleted token keeps working on this node.
 type tokenChecker struct {
-	url    string
-	client *http.Client
+	daemon *api.Forwarder // the connections to pvedaemon
 	log    *slog.Logger
 
 	mu    sync.Mutex // guards cache
@@ -35,13 +35,8 @@ const (
 	tokenCacheMax = 4096
 )
 
-func newTokenChecker(daemonAddr string, log *slog.Logger) *tokenChecker {
-	return &tokenChecker{
-		url:    "http://" + daemonAddr + "/internal/token-check",
-		client: &http.Client{Timeout: 5 * time.Second},
-		log:    log,
-		cache:  map[[32]byte]time.Time{},
-	}
+func newTokenChecker(daemon *api.Forwarder, log *slog.Logger) *tokenChecker {
+	return &tokenChecker{daemon: daemon, log: log, cache: map[[32]byte]time.Time{}}
 }
 
 // errTokenInvalid is returned for a secret pvedaemon refuses.
@@ -56,23 +51,16 @@ func (c *tokenChecker) verify(ctx context.Context, tokenid, secret string) error
 	if ok && now.Before(exp) {
 		return nil
 	}
-	form := url.Values{"tokenid": {tokenid}, "secret": {secret}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, strings.NewReader(form.Encode()))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := c.client.Do(req)
+	status, err := c.daemon.PostForm(ctx, api.TokenCheckPath, url.Values{"tokenid": {tokenid}, "secret": {secret}})
 	if err != nil {
 		return fmt.Errorf("token check at pvedaemon: %w", err)
 	}
-	resp.Body.Close()
-	switch resp.StatusCode {
+	switch status {
 	case http.StatusNoContent:
 	case http.StatusForbidden:
 		return errTokenInvalid
 	default:
-		return fmt.Errorf("token check at pvedaemon: status %d", resp.StatusCode)
+		return fmt.Errorf("token check at pvedaemon: status %d", status)
 	}
 	c.mu.Lock()
 	if len(c.cache) >= tokenCacheMax {
