@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -29,6 +30,8 @@ func (c *cli) runForeground(ctx context.Context, cmd *cobra.Command, o startOpts
 	log, closeLog := daemonLogger(c.spec.Name, cmd.ErrOrStderr(), ready != nil, o.debug)
 	defer closeLog()
 	tuneGC()
+	procs, why := tuneProcs()
+	log.Info("runtime", "GOMAXPROCS", procs, "reason", why)
 	r := &runner{
 		spec:  c.spec,
 		log:   log,
@@ -273,4 +276,27 @@ func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}
+}
+
+// tuneProcs limits the daemon to half the CPUs Go would use (all of the
+// node's, or its cgroup's quota), at least one, unless GOMAXPROCS is set.
+// A hypervisor's CPUs belong to its guests: PVE bounds its management
+// daemons the same way (three single-threaded workers each). On this
+// project's 2-vCPU reference machine one P also answers faster than two
+// under load, because a second P's idle spinning and cross-CPU wake-ups
+// cost more than they give (docs/benchmarks.md). It returns the value in
+// force and where it came from.
+func tuneProcs() (int, string) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return runtime.GOMAXPROCS(0), "GOMAXPROCS environment"
+	}
+	n := procsFor(runtime.GOMAXPROCS(0))
+	runtime.GOMAXPROCS(n)
+	return n, "half the available CPUs"
+}
+
+// procsFor is the default GOMAXPROCS for a machine where Go would use
+// avail CPUs.
+func procsFor(avail int) int {
+	return max(1, avail/2)
 }
