@@ -238,7 +238,7 @@ func TestEnvelopes(t *testing.T) {
 func TestAuthentication(t *testing.T) {
 	s := newTestServer(t)
 	s.cfg.Mode = ModeProxy
-	s.cfg.Forward = NewForwarder("127.0.0.1:1", "", time.Second, s.cfg.Log)
+	s.cfg.Forward = NewForwarder(ForwarderConfig{Addr: "127.0.0.1:1", Timeout: time.Second, Log: s.cfg.Log})
 	for _, tt := range []struct {
 		name     string
 		method   string

@@ -11,35 +11,57 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/apimux"
+
 	"github.com/pvenode/pvenode/pkg/reqinfo"
 	"github.com/pvenode/pvenode/pkg/ticket"
 )
 
-// Forwarder passes protected calls from pveproxy to pvedaemon over loopback
-// HTTP, with the headers PVE uses: PVEDisableProxy, PVEClientIP, the caller's
-// credentials re-encoded (ticket as the PVEAuthCookie cookie, token as
-// "PVEAPIToken <urlencoded>"), the CSRF token and Host. Unlike PVE, which
-// opens a connection per call, it keeps a small pool of idle connections.
+// Forwarder passes protected calls from pveproxy to pvedaemon, with the
+// headers PVE uses: PVEDisableProxy, PVEClientIP, the caller's credentials
+// re-encoded (ticket as the PVEAuthCookie cookie, token as
+// "PVEAPIToken <urlencoded>"), the CSRF token and Host. PVE opens a new
+// connection per call; this sends calls multiplexed on shared connections
+// to pvedaemon's mux socket (pkg/apimux) and falls back to keep-alive
+// HTTP/1.1 (its Unix socket, then 127.0.0.1:85) when that socket is not
+// there.
 type Forwarder struct {
 	addr   string // host:port of pvedaemon
+	mux    *apimux.Client
 	client *loopClient
 	log    *slog.Logger
 }
 
-// NewForwarder returns a Forwarder to the pvedaemon at addr (127.0.0.1:85),
-// reached through its Unix socket when socket is set and can be connected
-// to (cheaper than loopback TCP, and reachable by root and www-data only).
-// Calls time out after timeout (PVE: 30 s) unless the client goes first.
-func NewForwarder(addr, socket string, timeout time.Duration, log *slog.Logger) *Forwarder {
-	return &Forwarder{
-		addr:   addr,
-		client: &loopClient{socket: socket, addr: addr, dialTimeout: 5 * time.Second, timeout: timeout},
-		log:    log,
+// ForwarderConfig says where pvedaemon is.
+type ForwarderConfig struct {
+	Addr      string // 127.0.0.1:85
+	Socket    string // its HTTP Unix socket; "" for none
+	MuxSocket string // its apimux socket; "" for none
+	Timeout   time.Duration
+	Log       *slog.Logger
+}
+
+// NewForwarder returns a Forwarder to pvedaemon. Calls time out after
+// cfg.Timeout (PVE: 30 s) unless the client goes first.
+func NewForwarder(cfg ForwarderConfig) *Forwarder {
+	f := &Forwarder{
+		addr:   cfg.Addr,
+		client: &loopClient{socket: cfg.Socket, addr: cfg.Addr, dialTimeout: 5 * time.Second, timeout: cfg.Timeout},
+		log:    cfg.Log,
 	}
+	if cfg.MuxSocket != "" {
+		f.mux = &apimux.Client{Socket: cfg.MuxSocket, DialTimeout: 5 * time.Second, Timeout: cfg.Timeout}
+	}
+	return f
 }
 
 // Close drops idle connections.
-func (f *Forwarder) Close() { f.client.closeIdle() }
+func (f *Forwarder) Close() {
+	f.client.closeIdle()
+	if f.mux != nil {
+		f.mux.CloseIdle()
+	}
+}
 
 // hopHeaders are not relayed from pvedaemon's answer.
 var hopHeaders = map[string]bool{
@@ -47,36 +69,49 @@ var hopHeaders = map[string]bool{
 	"Trailer": true, "Upgrade": true, "Proxy-Connection": true, "Content-Length": true,
 }
 
-// Forward sends the call to pvedaemon and relays its answer.
-func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, body []byte, id Identity, clientIP netip.Addr) {
-	u := "http://" + f.addr + r.URL.RequestURI()
-	ctx := r.Context()
-	req, err := http.NewRequestWithContext(ctx, r.Method, u, bodyReader(body))
+// send sends one call to pvedaemon: through the mux when its socket is
+// there, otherwise over HTTP/1.1.
+func (f *Forwarder) send(ctx context.Context, method, uri, host string, h http.Header, body []byte) (*http.Response, error) {
+	if f.mux != nil && len(body) <= apimux.MaxRequestBody {
+		resp, err := f.mux.Do(ctx, &apimux.Request{Method: method, URI: uri, Host: host, Header: h, Body: body})
+		var op *net.OpError
+		if err == nil || !asOpError(err, &op) || op.Op != "dial" {
+			return resp, err
+		}
+		// No mux socket (a pvedaemon without one): plain HTTP.
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+f.addr+uri, bodyReader(body))
 	if err != nil {
-		WriteError(w, r, http.StatusInternalServerError, err.Error()+"\n")
-		return
+		return nil, err
 	}
 	req.ContentLength = int64(len(body))
-	h := req.Header
+	req.Header = h
+	req.Host = host
+	return f.client.do(ctx, req)
+}
+
+// Forward sends the call to pvedaemon and relays its answer.
+func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, body []byte, id Identity, clientIP netip.Addr) {
+	ctx := r.Context()
+	h := make(http.Header, 8)
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		h.Set("Content-Type", ct)
+		h["Content-Type"] = []string{ct}
 	}
-	h.Set(HeaderDisableProxy, "true")
-	h.Set(HeaderClientIP, clientIP.String())
+	h[HeaderDisableProxy] = []string{"true"}
+	h[HeaderClientIP] = []string{clientIP.String()}
 	switch {
 	case id.Ticket != "":
-		h.Set("Cookie", ticket.CookieHeader(id.Ticket))
+		h["Cookie"] = []string{ticket.CookieHeader(id.Ticket)}
 	case id.TokenID != "":
-		h.Set("Authorization", ticket.FormatTokenHeader(id.TokenID, id.TokenSecret))
+		h["Authorization"] = []string{ticket.FormatTokenHeader(id.TokenID, id.TokenSecret)}
 	}
 	if c := r.Header.Get(HeaderCSRF); c != "" {
-		h.Set(HeaderCSRF, c)
+		h[HeaderCSRF] = []string{c}
 	}
-	req.Host = r.Host
 	// Compression happens once, at the edge (pveproxy), not on loopback.
-	h.Set("Accept-Encoding", "identity")
+	h["Accept-Encoding"] = []string{"identity"}
 
-	resp, err := f.client.do(ctx, req)
+	resp, err := f.send(ctx, r.Method, r.URL.RequestURI(), r.Host, h, body)
 	if err != nil {
 		if ctx.Err() != nil {
 			return // the client went away
@@ -132,13 +167,8 @@ const TokenCheckPath = "/internal/token-check"
 // the token check) over the same connections as forwarded calls, and
 // returns the answer's status; the answer's body is discarded.
 func (f *Forwarder) PostForm(ctx context.Context, path string, form url.Values) (int, error) {
-	body := []byte(form.Encode())
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+f.addr+path, bodyReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := f.client.do(ctx, req)
+	h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	resp, err := f.send(ctx, http.MethodPost, path, f.addr, h, []byte(form.Encode()))
 	if err != nil {
 		return 0, err
 	}

@@ -79,6 +79,13 @@ func (p Paths) DaemonSocket() string {
 	return filepath.Join(p.RunDir, "pvedaemon", "api.sock")
 }
 
+// DaemonMuxSocket is the Unix socket where pvedaemon takes pveproxy's
+// forwarded calls multiplexed on shared connections (pkg/apimux):
+// /run/pvedaemon/api-mux.sock.
+func (p Paths) DaemonMuxSocket() string {
+	return filepath.Join(p.RunDir, "pvedaemon", "api-mux.sock")
+}
+
 // DefaultsFile returns /etc/default/<name>.
 func (p Paths) DefaultsFile(name string) string {
 	return filepath.Join(p.DefaultDir, name)

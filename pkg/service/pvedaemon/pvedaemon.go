@@ -26,6 +26,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/api2/cluster"
 	"github.com/pvenode/pvenode/pkg/api2/nodes"
 	"github.com/pvenode/pvenode/pkg/api2/tree"
+	"github.com/pvenode/pvenode/pkg/apimux"
 	"github.com/pvenode/pvenode/pkg/buildinfo"
 	"github.com/pvenode/pvenode/pkg/daemon"
 	"github.com/pvenode/pvenode/pkg/defaultsfile"
@@ -63,8 +64,11 @@ type Service struct {
 	pam  string
 	root *pvefs.Root
 	ln   net.Listener
-	// unixLn is the socket pveproxy forwards through.
+	// unixLn is the HTTP socket pveproxy falls back to; muxLn the socket
+	// it forwards through (pkg/apimux), served by mux.
 	unixLn net.Listener
+	muxLn  net.Listener
+	mux    *apimux.Server
 	srv    *http.Server
 	auth   *access.Authenticator
 }
@@ -155,6 +159,12 @@ func (s *Service) Listen(ctx context.Context) error {
 	}
 	s.unixLn = httpd.ReasonListener(uln)
 	s.log.Info("listening", "socket", s.env.Paths.DaemonSocket())
+	if s.muxLn, err = listenUnix(s.env.Paths.DaemonMuxSocket()); err != nil {
+		return err
+	}
+	// The same handler chain as the HTTP listeners.
+	s.mux = &apimux.Server{Handler: s.srv.Handler, Log: s.log}
+	s.log.Info("listening", "socket", s.env.Paths.DaemonMuxSocket())
 	return nil
 }
 
@@ -258,15 +268,18 @@ func (s *Service) tokenCheck(w http.ResponseWriter, r *http.Request) {
 
 // Serve serves on the TCP and the Unix socket until Shutdown.
 func (s *Service) Serve(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	for _, ln := range []net.Listener{s.ln, s.unixLn} {
 		go func(ln net.Listener) { errc <- s.srv.Serve(ln) }(ln)
 	}
+	go func() { errc <- s.mux.Serve(s.muxLn) }()
 	var first error
-	for range 2 {
-		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && first == nil {
+	for range 3 {
+		err := <-errc
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, apimux.ErrServerClosed) && first == nil {
 			first = err
 			s.srv.Close()
+			s.mux.Close()
 		}
 	}
 	return first
@@ -280,7 +293,13 @@ func (s *Service) Reload(ctx context.Context) error {
 
 // Shutdown lets in-flight calls finish within ctx's deadline.
 func (s *Service) Shutdown(ctx context.Context) error {
-	return httpd.Shutdown(ctx, s.srv)
+	muxDone := make(chan error, 1)
+	go func() { muxDone <- s.mux.Shutdown(ctx) }()
+	err := httpd.Shutdown(ctx, s.srv)
+	if merr := <-muxDone; merr != nil && err == nil {
+		err = fmt.Errorf("shutdown of the mux socket: %w", merr)
+	}
+	return err
 }
 
 // nodeFingerprint is the SHA-256 fingerprint of the node certificate.

@@ -158,7 +158,10 @@ func (s *Service) Listen(ctx context.Context) error {
 	}
 	_ = chownToService(filepath.Join(logDir, "access.log"))
 
-	s.forward = api.NewForwarder(s.daemonAddr, s.env.Paths.DaemonSocket(), 30*time.Second, s.log)
+	s.forward = api.NewForwarder(api.ForwarderConfig{
+		Addr: s.daemonAddr, Socket: s.env.Paths.DaemonSocket(), MuxSocket: s.env.Paths.DaemonMuxSocket(),
+		Timeout: 30 * time.Second, Log: s.log,
+	})
 	s.tokens = newTokenChecker(s.forward, s.log)
 	auth, err := access.NewAuthenticator(access.Deps{
 		FS: root, Clock: time.Now, Log: s.log, VerifySecret: s.tokens.verify,
@@ -166,7 +169,6 @@ func (s *Service) Listen(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.forward = api.NewForwarder(s.daemonAddr, s.env.Paths.DaemonSocket(), 30*time.Second, s.log)
 	nodeIP := nodename.Address(ctx, s.node)
 	reg := tree.Registry(tree.Deps{
 		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }},
