@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/audit"
 	"github.com/pvenode/pvenode/pkg/pvefs"
+	"github.com/pvenode/pvenode/pkg/tfa"
 	"github.com/pvenode/pvenode/pkg/ticket"
 )
 
@@ -66,6 +69,21 @@ func (e *AuthError) Unwrap() []error {
 	return []error{ErrAuthFailed}
 }
 
+// AuditDetail returns the claimed user and the reason, for the audit log.
+func (e *AuthError) AuditDetail() (user, reason string) { return e.User, e.Reason }
+
+// noteLoginFailure gives the reason of a failed login to the audit line of
+// the call (see audit.SetReason).
+func noteLoginFailure(ctx context.Context, err error) {
+	var ae *AuthError
+	switch {
+	case errors.As(err, &ae):
+		audit.SetReason(ctx, ae.Reason)
+	case errors.Is(err, ErrTFANotImplemented):
+		audit.SetReason(ctx, "second factor required (not implemented)")
+	}
+}
+
 // Deps are the collaborators of an Authenticator. FS, Clock and Log are
 // required; the others have the documented defaults.
 type Deps struct {
@@ -84,6 +102,9 @@ type Deps struct {
 	// Quorate reports cluster quorum, which ticket age windows and key
 	// rotation depend on (nil means always quorate, a single node).
 	Quorate func() bool
+	// TFAStateDir keeps the second-factor failure counters (node-local;
+	// "" means PVE's /run/pve-private/tfa-challenges).
+	TFAStateDir string
 	// KeyGID is the group given to the files EnsureKeys and key rotation
 	// create that unprivileged daemons must read (pve-www.key, authkey.pub,
 	// authkey.pub.old); 0 leaves them root's.
@@ -106,6 +127,8 @@ type Authenticator struct {
 	priv     cachedFile[*rsa.PrivateKey]
 	csrf     cachedFile[string]
 	domains  cachedFile[map[string]Realm]
+	// tokenNets are the allowed source networks of tokens (tokennet.go).
+	tokenNets cachedFile[tokenNetSets]
 
 	rotateMu sync.Mutex // serialises key creation and rotation in this process
 
@@ -159,8 +182,9 @@ func NewAuthenticator(deps Deps) (*Authenticator, error) {
 	a.domains = cachedFile[map[string]Realm]{name: DomainsFile, parse: func(data []byte) (map[string]Realm, error) {
 		return ParseDomains(data), nil
 	}}
+	a.tokenNets = cachedFile[tokenNetSets]{name: TokenNetworksFile, parse: parseTokenNetSets}
 	for _, l := range []**slog.Logger{&a.userCfg.log, &a.tokenCfg.log, &a.pub.log, &a.pubOld.log,
-		&a.priv.log, &a.csrf.log, &a.domains.log} {
+		&a.priv.log, &a.csrf.log, &a.domains.log, &a.tokenNets.log} {
 		*l = a.log
 	}
 	return a, nil
@@ -176,6 +200,7 @@ func (a *Authenticator) Invalidate() {
 	a.priv.invalidate()
 	a.csrf.invalidate()
 	a.domains.invalidate()
+	a.tokenNets.invalidate()
 }
 
 // UserCfg returns the current user.cfg. The value is shared: do not modify
@@ -247,10 +272,19 @@ func (a *Authenticator) AuthenticateTicket(tk string) (string, error) {
 	return data, nil
 }
 
-// AuthenticateToken checks an API token: well-formed id, token and owner
-// in user.cfg, owner enabled and neither expired, secret matching. It
-// returns the token id, which is the authenticated identity.
+// AuthenticateToken is AuthenticateTokenFrom without a client address: a
+// token restricted to networks (TokenNetworksFile) is refused.
 func (a *Authenticator) AuthenticateToken(ctx context.Context, tokenID, secret string) (string, error) {
+	return a.AuthenticateTokenFrom(ctx, tokenID, secret, netip.Addr{})
+}
+
+// AuthenticateTokenFrom checks an API token used from client: well-formed
+// id, token and owner in user.cfg, owner enabled and neither expired,
+// secret matching, and client inside the token's allowed networks if it
+// has any (checked last, so that the refusal says a valid secret was used
+// from elsewhere; the answer is the same as for any bad token). It returns
+// the token id, which is the authenticated identity.
+func (a *Authenticator) AuthenticateTokenFrom(ctx context.Context, tokenID, secret string, client netip.Addr) (string, error) {
 	if _, _, err := ticket.ParseTokenID(tokenID); err != nil {
 		return "", &AuthError{User: tokenID, Reason: err.Error()}
 	}
@@ -264,7 +298,22 @@ func (a *Authenticator) AuthenticateToken(ctx context.Context, tokenID, secret s
 	if err := a.verifySecret(ctx, tokenID, secret); err != nil {
 		return "", &AuthError{User: tokenID, Reason: err.Error()}
 	}
+	if err := a.checkTokenNetwork(tokenID, client); err != nil {
+		if errors.Is(err, ErrTokenNetwork) {
+			a.log.Warn("api token refused: client outside its allowed networks", "token", tokenID, "client", client)
+			return "", &AuthError{ClientIP: addrString(client), User: tokenID, Reason: err.Error(), Err: ErrTokenNetwork}
+		}
+		return "", &AuthError{ClientIP: addrString(client), User: tokenID, Reason: err.Error()}
+	}
 	return tokenID, nil
+}
+
+// addrString is a's text, "" for the zero Addr.
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 func (a *Authenticator) verifySecret(ctx context.Context, tokenID, secret string) error {
@@ -289,19 +338,53 @@ type LoginResult struct {
 	Username            string                    `json:"username"`
 	Ticket              string                    `json:"ticket"`
 	CSRFPreventionToken string                    `json:"CSRFPreventionToken"`
-	Cap                 map[string]map[string]int `json:"cap"`
+	Cap                 map[string]map[string]int `json:"cap,omitempty"`
+	// NeedTFA is 1 when Ticket is a half-login ticket carrying a second
+	// factor challenge (no cap then).
+	NeedTFA int `json:"NeedTFA,omitempty"`
 }
 
-// Login implements POST /access/ticket without TFA: username (with
+// Login implements POST /access/ticket for a user and password (no second
+// factor given): see LoginWith.
+func (a *Authenticator) Login(ctx context.Context, username, password, realm, clientIP string) (*LoginResult, error) {
+	return a.LoginWith(ctx, LoginParams{Username: username, Password: password, Realm: realm, ClientIP: clientIP})
+}
+
+// LoginParams are the inputs of POST /access/ticket.
+type LoginParams struct {
+	Username, Password, Realm string
+	// OTP is a second factor given with the password ("totp:123456").
+	OTP string
+	// TFAChallenge is the half-login ticket of the first step; Password is
+	// then the second factor's answer ("totp:123456", "recovery:...").
+	TFAChallenge string
+	ClientIP     string
+}
+
+// LoginWith implements POST /access/ticket as PVE does: username (with
 // "@realm" appended when realm is set) must exist, be enabled and not
 // expired; password is checked through PAM (pam realm) or priv/shadow.cfg
 // (pve realm), or may be a valid ticket of the same user or of root@pam
-// (renewal). A new ticket is signed (rotating the auth key first when it is
-// due). Every failure is an *AuthError (ErrAuthFailed); a user with second
-// factors gets ErrTFANotImplemented after a correct password.
-func (a *Authenticator) Login(ctx context.Context, username, password, realm, clientIP string) (*LoginResult, error) {
-	userid, err := a.checkCredentials(ctx, username, password, realm, clientIP, true)
+// (renewal). A user with second factors gets a half-login ticket with the
+// challenge (NeedTFA) unless OTP answers it at once; the answer to that
+// challenge (TFAChallenge set) gets the full ticket. A new ticket is signed
+// (rotating the auth key first when it is due). Every failure is an
+// *AuthError (ErrAuthFailed).
+func (a *Authenticator) LoginWith(ctx context.Context, p LoginParams) (*LoginResult, error) {
+	var userid string
+	var ch *tfa.Challenge
+	var err error
+	if p.TFAChallenge != "" {
+		userid, err = a.secondFactor(ctx, p)
+	} else {
+		userid, ch, err = a.checkCredentials(ctx, p.Username, p.Password, p.Realm, p.ClientIP, true)
+		if err == nil && ch != nil && p.OTP != "" {
+			err = a.verifyTFA(ctx, userid, ch, p.OTP, p.ClientIP)
+			ch = nil
+		}
+	}
 	if err != nil {
+		noteLoginFailure(ctx, err)
 		return nil, err
 	}
 	now := a.deps.Clock()
@@ -309,7 +392,15 @@ func (a *Authenticator) Login(ctx context.Context, username, password, realm, cl
 	if err != nil {
 		return nil, fmt.Errorf("login %s: %w", userid, err)
 	}
-	tk, err := ticket.Sign(key, ticket.PrefixLogin, userid, "", now)
+	data, aad := userid, ""
+	if ch != nil {
+		js, err := ch.Marshal()
+		if err != nil {
+			return nil, fmt.Errorf("login %s: %w", userid, err)
+		}
+		data, aad = tfaTicketPrefix+string(js), userid
+	}
+	tk, err := ticket.Sign(key, ticket.PrefixLogin, data, aad, now)
 	if err != nil {
 		return nil, fmt.Errorf("login %s: %w", userid, err)
 	}
@@ -317,20 +408,28 @@ func (a *Authenticator) Login(ctx context.Context, username, password, realm, cl
 	if err != nil {
 		return nil, fmt.Errorf("login %s: %w", userid, err)
 	}
-	return &LoginResult{
-		Username:            userid,
-		Ticket:              tk,
-		CSRFPreventionToken: csrf,
-		Cap:                 a.UserCfg().Caps(userid),
-	}, nil
+	res := &LoginResult{Username: userid, Ticket: tk, CSRFPreventionToken: csrf}
+	if ch != nil {
+		res.NeedTFA = 1
+		audit.SetReason(ctx, "second factor required")
+	} else {
+		res.Cap = a.UserCfg().Caps(userid)
+	}
+	return res, nil
 }
 
 // VerifyLogin implements the verify mode of POST /access/ticket (path and
 // privs given): the password (or a ticket of the same user) must be valid
 // and the user must hold all privs on path. It returns the user id; the
 // caller adds "cap".
-func (a *Authenticator) VerifyLogin(ctx context.Context, username, password, realm, clientIP, path string, privs []string) (string, error) {
-	userid, err := a.checkCredentials(ctx, username, password, realm, clientIP, false)
+func (a *Authenticator) VerifyLogin(ctx context.Context, username, password, realm, clientIP, path string, privs []string) (_ string, err error) {
+	defer func() {
+		if err != nil {
+			noteLoginFailure(ctx, err)
+		}
+	}()
+	// As PVE's verify mode, a correct password suffices: no second factor.
+	userid, _, err := a.checkCredentials(ctx, username, password, realm, clientIP, false)
 	if err != nil {
 		return "", err
 	}
@@ -345,9 +444,11 @@ func (a *Authenticator) VerifyLogin(ctx context.Context, username, password, rea
 	return userid, nil
 }
 
-// checkCredentials validates a login attempt and returns the user id.
-// rootTickets allows tickets of root@pam to log in as any user.
-func (a *Authenticator) checkCredentials(ctx context.Context, username, password, realm, clientIP string, rootTickets bool) (string, error) {
+// checkCredentials validates a login attempt and returns the user id and,
+// when the user must answer a second factor, its challenge. rootTickets
+// allows tickets of root@pam to log in as any user. A ticket renewal needs
+// no second factor.
+func (a *Authenticator) checkCredentials(ctx context.Context, username, password, realm, clientIP string, rootTickets bool) (string, *tfa.Challenge, error) {
 	userid := username
 	if realm != "" {
 		userid += "@" + realm
@@ -357,78 +458,59 @@ func (a *Authenticator) checkCredentials(ctx context.Context, username, password
 	}
 	ruid, realmName, err := ticket.ParseUserID(userid)
 	if err != nil {
-		return "", fail(err.Error(), nil)
+		return "", nil, fail(err.Error(), nil)
 	}
 	now := a.deps.Clock()
 	cfg, err := a.loadUserCfg()
 	if err != nil {
-		return "", fail(err.Error(), nil)
+		return "", nil, fail(err.Error(), nil)
 	}
 	if err := cfg.Active(userid, now.Unix()); err != nil {
-		return "", fail(err.Error(), nil)
+		return "", nil, fail(err.Error(), nil)
 	}
 	if strings.HasPrefix(password, ticket.PrefixLogin+":") {
 		if data, err := a.verifyLoginTicket(password, now); err == nil {
 			switch {
 			case data == userid || (rootTickets && data == RootUser):
-				return userid, nil // renewal
+				return userid, nil, nil // renewal
 			case strings.HasPrefix(data, "tfa!"+userid), strings.HasPrefix(data, "u2f!"+userid+"!"):
-				return "", fail("incomplete ticket", ErrIncompleteTicket)
+				return "", nil, fail("incomplete ticket", ErrIncompleteTicket)
 			}
 		}
 	}
 	if password == "" {
-		return "", fail("no password", nil)
+		return "", nil, fail("no password", nil)
 	}
 	domains, _, err := a.domains.get(a.deps.FS, now)
 	if err != nil {
-		return "", fail(err.Error(), nil)
+		return "", nil, fail(err.Error(), nil)
 	}
 	r, ok := domains[realmName]
 	if !ok {
-		return "", fail(fmt.Sprintf("auth domain '%s' does not exist", realmName), nil)
+		return "", nil, fail(fmt.Sprintf("auth domain '%s' does not exist", realmName), nil)
 	}
 	switch r.Type {
 	case "pam":
 		if err := a.deps.PAM(a.deps.PAMService, ruid, password, clientIP); err != nil {
-			return "", fail(err.Error(), nil)
+			return "", nil, fail(err.Error(), nil)
 		}
 	case "pve":
 		data, err := a.deps.FS.ReadFileOrEmpty(ShadowFile)
 		if err != nil {
-			return "", fail(err.Error(), nil)
+			return "", nil, fail(err.Error(), nil)
 		}
 		shadow, _ := ParseShadow(ShadowFile, data)
 		if err := shadow.VerifyPassword(ruid, password); err != nil {
-			return "", fail(err.Error(), nil)
+			return "", nil, fail(err.Error(), nil)
 		}
 	default:
-		return "", fail(fmt.Sprintf("realm type '%s' is not supported", r.Type), nil)
+		return "", nil, fail(fmt.Sprintf("realm type '%s' is not supported", r.Type), nil)
 	}
-	hasTFA, err := a.userHasTFA(cfg, userid, r)
+	ch, err := a.tfaChallenge(cfg, userid, r)
 	if err != nil {
-		return "", fail(err.Error(), nil)
+		return "", nil, fail(err.Error(), err)
 	}
-	if hasTFA {
-		return "", fmt.Errorf("login %s: %w", userid, ErrTFANotImplemented)
-	}
-	return userid, nil
-}
-
-// userHasTFA reports whether login must ask for a second factor: the realm
-// enforces one, or the user has legacy keys or entries in priv/tfa.cfg.
-func (a *Authenticator) userHasTFA(cfg *UserCfg, userid string, r Realm) (bool, error) {
-	if r.TFA != "" {
-		return true, nil
-	}
-	if u := cfg.Users[userid]; u != nil && u.Keys != "" {
-		return true, nil
-	}
-	data, err := a.deps.FS.ReadFileOrEmpty(TFAFile)
-	if err != nil {
-		return false, err
-	}
-	return UserHasTFA(data, userid), nil
+	return userid, ch, nil
 }
 
 // CSRFToken returns a CSRFPreventionToken for userid.

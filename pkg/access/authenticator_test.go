@@ -301,40 +301,53 @@ func TestHalfLoginTickets(t *testing.T) {
 	}
 }
 
-func TestLoginTFANotImplemented(t *testing.T) {
+// TestLoginSecondFactor: which users get a half-login ticket (NeedTFA)
+// after a correct password.
+func TestLoginSecondFactor(t *testing.T) {
 	ctx := context.Background()
 	env := newTestEnv(t, nil)
-	if _, err := env.a.Login(ctx, "tfa", "tfapw", "pve", ""); !errors.Is(err, ErrTFANotImplemented) {
-		t.Errorf("user with keys x: err = %v; want ErrTFANotImplemented", err)
+	needTFA := func(user, pw, realm string) (bool, error) {
+		t.Helper()
+		res, err := env.a.Login(ctx, user, pw, realm, "")
+		if err != nil {
+			return false, err
+		}
+		return res.NeedTFA == 1, nil
 	}
-	if _, err := env.a.Login(ctx, "tfa", "wrong", "pve", ""); !errors.Is(err, ErrAuthFailed) || errors.Is(err, ErrTFANotImplemented) {
-		t.Errorf("wrong password of TFA user: err = %v; want ErrAuthFailed only", err)
+	// keys "x" only says the entries are in tfa.cfg; there are none yet.
+	if need, err := needTFA("tfa", "tfapw", "pve"); err != nil || need {
+		t.Errorf("keys x without tfa.cfg entries: need %v, err %v; want a full ticket", need, err)
 	}
-	// entries in priv/tfa.cfg
-	tfa := `{"users":{"alice@pve":{"totp":[{"id":"a","created":1,"entry":"otpauth://totp/x?secret=JBSWY3DPEHPK3PXP"}]}}}`
-	if err := env.root.WriteFile(TFAFile, []byte(tfa), 0o600); err != nil {
+	if _, err := env.a.Login(ctx, "tfa", "wrong", "pve", ""); !errors.Is(err, ErrAuthFailed) {
+		t.Errorf("wrong password: err = %v; want ErrAuthFailed", err)
+	}
+	tfaCfg := `{"users":{"alice@pve":{"totp":[{"id":"a","created":1,"entry":"otpauth://totp/x?secret=JBSWY3DPEHPK3PXP"}]}}}`
+	if err := env.root.WriteFile(TFAFile, []byte(tfaCfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.a.Login(ctx, "alice", "alicepw", "pve", ""); !errors.Is(err, ErrTFANotImplemented) {
-		t.Errorf("user with tfa.cfg entry: err = %v; want ErrTFANotImplemented", err)
+	if need, err := needTFA("alice", "alicepw", "pve"); err != nil || !need {
+		t.Errorf("user with a TOTP entry: need %v, err %v; want NeedTFA", need, err)
 	}
-	disabled := `{"users":{"alice@pve":{"totp":[{"id":"a","created":1,"enable":false,"entry":"x"}],"recovery":{"secret":"s","entries":[null],"created":1}}}}`
+	if _, err := env.a.Login(ctx, "alice", "wrong", "pve", ""); !errors.Is(err, ErrAuthFailed) {
+		t.Errorf("wrong password of a TFA user: err = %v; want ErrAuthFailed (no challenge)", err)
+	}
+	disabled := `{"users":{"alice@pve":{"totp":[{"id":"a","created":1,"enable":false,"entry":"otpauth://totp/x?secret=JBSWY3DPEHPK3PXP"}]}}}`
 	if err := env.root.WriteFile(TFAFile, []byte(disabled), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.a.Login(ctx, "alice", "alicepw", "pve", ""); err != nil {
-		t.Errorf("user with only disabled factors: err = %v", err)
+	if need, err := needTFA("alice", "alicepw", "pve"); err != nil || need {
+		t.Errorf("only disabled factors: need %v, err %v; want a full ticket", need, err)
 	}
-	// realm-enforced TFA
+	// A realm that enforces a second factor refuses users without one.
 	if err := env.root.WriteFile(DomainsFile, []byte("pve: pve\n\tcomment x\n\ttfa type=oath,step=30\n\npam: pam\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	env.a.Invalidate()
-	if _, err := env.a.Login(ctx, "alice", "alicepw", "pve", ""); !errors.Is(err, ErrTFANotImplemented) {
-		t.Errorf("realm with tfa: err = %v; want ErrTFANotImplemented", err)
+	if _, err := env.a.Login(ctx, "alice", "alicepw", "pve", ""); !errors.Is(err, ErrAuthFailed) {
+		t.Errorf("realm with tfa, user without factors: err = %v; want ErrAuthFailed", err)
 	}
-	if _, err := env.a.Login(ctx, "root", "rootpw", "pam", ""); err != nil {
-		t.Errorf("other realm without tfa: err = %v", err)
+	if need, err := needTFA("root", "rootpw", "pam"); err != nil || need {
+		t.Errorf("other realm without tfa: need %v, err %v", need, err)
 	}
 }
 

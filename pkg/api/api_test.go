@@ -323,3 +323,18 @@ func TestSplitAPIPathDecodesSegments(t *testing.T) {
 }
 
 var _ http.Handler = (*Server)(nil)
+
+func TestCompilePatternBigRepeat(t *testing.T) {
+	s := Str().Pat("[0-9a-zA-Z!=]{0,4096}")
+	if err := s.compilePatterns(); err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range map[int]bool{0: true, 1: true, 1000: true, 1001: true, 4096: true, 4097: false} {
+		if got := s.matches(strings.Repeat("a", n)); got != want {
+			t.Errorf("%d characters: match %v, want %v", n, got, want)
+		}
+	}
+	if s.matches("a:b") {
+		t.Error("character outside the class matched")
+	}
+}

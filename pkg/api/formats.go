@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+
+	"github.com/pvenode/pvenode/pkg/access"
 )
 
 // formats are the string formats whose checks are implemented, with the
@@ -19,10 +21,15 @@ var formats = map[string]func(string) error{
 	"pve-realm":      reFormatf(`^[A-Za-z][A-Za-z0-9._-]+$`, "realm name '%s' contains illegal characters"),
 	"pve-userid":     checkUserID,
 	"pve-tokenid":    checkTokenID,
-	"pve-priv-list":  reFormatf(`^[A-Za-z.]+$`, "invalid privilege name '%s'"),
+	"pve-priv":       checkPrivilege,
 	"pve-poolid":     reFormatf(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$`, "pool name '%s' contains invalid characters"),
-	"pve-groupid":    reFormatf(`^[A-Za-z0-9_.-]+$`, "invalid group name '%s'"),
-	"pve-roleid":     reFormatf(`^[A-Za-z0-9_.-]+$`, "invalid role name '%s'"),
+	"pve-groupid":    reFormatf(`^[A-Za-z0-9_.-]+$`, "group name '%s' contains invalid characters"),
+	"pve-roleid":     reFormatf(`^[A-Za-z0-9_.-]+$`, "role name '%s' contains invalid characters"),
+	// realm configuration (domains.cfg)
+	"address":            access.CheckAddress,
+	"ldap-simple-attr":   access.CheckLDAPSimpleAttr,
+	"pve-tfa-config":     func(s string) error { _, err := access.ParseRealmTFA(s); return err },
+	"realm-sync-options": func(s string) error { _, err := access.ParseSyncOptions(s); return err },
 	"ip": func(s string) error {
 		if _, err := netip.ParseAddr(s); err != nil {
 			return errors.New("value does not look like a valid IP address")
@@ -55,6 +62,14 @@ func reFormatf(pattern, msgf string) func(string) error {
 var tokenNameRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]+$`)
 
 var userIDRe = regexp.MustCompile(`^[^\s:/]+@[A-Za-z][A-Za-z0-9._-]+$`)
+
+// checkPrivilege is PVE's "pve-priv": a known privilege name.
+func checkPrivilege(s string) error {
+	if !access.ValidPrivilege(s) {
+		return fmt.Errorf("invalid privilege '%s'", s)
+	}
+	return nil
+}
 
 func checkUserID(s string) error {
 	if len(s) < 3 || len(s) > 64 || !userIDRe.MatchString(s) {

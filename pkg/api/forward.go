@@ -26,10 +26,11 @@ import (
 // HTTP/1.1 (its Unix socket, then 127.0.0.1:85) when that socket is not
 // there.
 type Forwarder struct {
-	addr   string // host:port of pvedaemon
-	mux    *apimux.Client
-	client *loopClient
-	log    *slog.Logger
+	addr       string // host:port of pvedaemon
+	mux        *apimux.Client
+	client     *loopClient
+	log        *slog.Logger
+	afterWrite func()
 }
 
 // ForwarderConfig says where pvedaemon is.
@@ -39,15 +40,21 @@ type ForwarderConfig struct {
 	MuxSocket string // its apimux socket; "" for none
 	Timeout   time.Duration
 	Log       *slog.Logger
+	// AfterWrite runs when pvedaemon has answered a call that may have
+	// changed the config root (any method but GET and HEAD), before the
+	// answer is relayed: pveproxy drops its cached config files there, so
+	// a client's next call sees its own write.
+	AfterWrite func()
 }
 
 // NewForwarder returns a Forwarder to pvedaemon. Calls time out after
 // cfg.Timeout (PVE: 30 s) unless the client goes first.
 func NewForwarder(cfg ForwarderConfig) *Forwarder {
 	f := &Forwarder{
-		addr:   cfg.Addr,
-		client: &loopClient{socket: cfg.Socket, addr: cfg.Addr, dialTimeout: 5 * time.Second, timeout: cfg.Timeout},
-		log:    cfg.Log,
+		addr:       cfg.Addr,
+		client:     &loopClient{socket: cfg.Socket, addr: cfg.Addr, dialTimeout: 5 * time.Second, timeout: cfg.Timeout},
+		log:        cfg.Log,
+		afterWrite: cfg.AfterWrite,
 	}
 	if cfg.MuxSocket != "" {
 		f.mux = &apimux.Client{Socket: cfg.MuxSocket, DialTimeout: 5 * time.Second, Timeout: cfg.Timeout}
@@ -121,6 +128,9 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, body []byte,
 		return
 	}
 	defer resp.Body.Close()
+	if f.afterWrite != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		f.afterWrite()
+	}
 	out := w.Header()
 	for k, vs := range resp.Header {
 		if hopHeaders[k] {

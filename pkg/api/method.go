@@ -86,6 +86,12 @@ func (p Params) String(name string) (string, bool) {
 	return fmt.Sprint(v), true
 }
 
+// Has reports whether name is set.
+func (p Params) Has(name string) bool {
+	_, ok := p[name]
+	return ok
+}
+
 // Get returns the string value of name, or "".
 func (p Params) Get(name string) string {
 	s, _ := p.String(name)

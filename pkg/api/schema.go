@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Schema is the JSON-schema subset PVE uses for parameters and return values.
@@ -32,9 +34,13 @@ type Schema struct {
 	Items      *Schema
 	// AdditionalProperties is nil when unset, else 0/1 as PVE writes it.
 	AdditionalProperties *bool
-	Links                []Link
+	// AdditionalSchema is the schema of additional properties, when PVE
+	// gives one instead of 0/1 (it wins over AdditionalProperties).
+	AdditionalSchema *Schema
+	Links            []Link
 
-	re *regexp.Regexp // compiled Pattern
+	re       *regexp.Regexp // compiled Pattern
+	reMaxLen int            // longest match in characters, 0 = any (compilePatternBounded)
 }
 
 // Link is a hyper-schema link, as PVE's index methods declare them.
@@ -107,6 +113,9 @@ func (s *Schema) Rend(r string) *Schema { s.Renderer = r; return s }
 
 // Additional sets additionalProperties.
 func (s *Schema) Additional(b bool) *Schema { s.AdditionalProperties = &b; return s }
+
+// AdditionalOf sets the schema of additional properties.
+func (s *Schema) AdditionalOf(a *Schema) *Schema { s.AdditionalSchema = a; return s }
 
 // WithLinks sets hyper-schema links.
 func (s *Schema) WithLinks(l ...Link) *Schema { s.Links = l; return s }
@@ -183,6 +192,9 @@ func (s *Schema) toMap() map[string]any {
 	if s.AdditionalProperties != nil {
 		m["additionalProperties"] = b01(*s.AdditionalProperties)
 	}
+	if s.AdditionalSchema != nil {
+		m["additionalProperties"] = s.AdditionalSchema.toMap()
+	}
 	if s.Links != nil {
 		m["links"] = s.Links
 	}
@@ -211,15 +223,15 @@ func sortedKeys[V any](m map[string]V) []string {
 // anchors it (^pattern$). Patterns come from declarations and are compiled
 // once by NewRegistry (compilePatterns); an uncompiled one is compiled here.
 func (s *Schema) matches(str string) bool {
-	re := s.re
+	re, maxLen := s.re, s.reMaxLen
 	if re == nil {
-		c, err := compilePattern(s.Pattern)
+		c, n, err := compilePatternBounded(s.Pattern)
 		if err != nil {
 			return false
 		}
-		re = c
+		re, maxLen = c, n
 	}
-	return re.MatchString(str)
+	return re.MatchString(str) && (maxLen == 0 || utf8.RuneCountInString(str) <= maxLen)
 }
 
 // compilePatterns compiles the patterns of s and its sub-schemas.
@@ -228,11 +240,11 @@ func (s *Schema) compilePatterns() error {
 		return nil
 	}
 	if s.Pattern != "" && s.re == nil {
-		re, err := compilePattern(s.Pattern)
+		re, n, err := compilePatternBounded(s.Pattern)
 		if err != nil {
 			return fmt.Errorf("pattern %q: %w", s.Pattern, err)
 		}
-		s.re = re
+		s.re, s.reMaxLen = re, n
 	}
 	for _, p := range s.Properties {
 		if err := p.compilePatterns(); err != nil {
@@ -246,6 +258,25 @@ func (s *Schema) compilePatterns() error {
 // PVE's patterns are Perl regexes; the few Perl-only constructs found in its
 // schema (the "(?^:" default-flags group) are translated to RE2.
 func compilePattern(p string) (*regexp.Regexp, error) {
-	p = strings.ReplaceAll(p, "(?^:", "(?:")
-	return regexp.Compile("^(?:" + p + ")$")
+	re, _, err := compilePatternBounded(p)
+	return re, err
 }
+
+// compilePatternBounded is compilePattern for patterns RE2 cannot take as
+// they are: a whole pattern ATOM{0,n} (one character class repeated up to
+// n > 1000 times; RE2 allows 1000) becomes ATOM* with n returned as the
+// longest match in characters (0 for no bound).
+func compilePatternBounded(p string) (*regexp.Regexp, int, error) {
+	p = strings.ReplaceAll(p, "(?^:", "(?:")
+	if m := bigRepeatRe.FindStringSubmatch(p); m != nil {
+		if n, err := strconv.Atoi(m[2]); err == nil && n > 1000 {
+			re, err := regexp.Compile("^(?:" + m[1] + "*)$")
+			return re, n, err
+		}
+	}
+	re, err := regexp.Compile("^(?:" + p + ")$")
+	return re, 0, err
+}
+
+// bigRepeatRe is a whole pattern of one bracket class repeated {0,n} times.
+var bigRepeatRe = regexp.MustCompile(`^(\[[^\]]*\])\{0,(\d+)\}$`)

@@ -10,9 +10,12 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/audit"
 	"github.com/pvenode/pvenode/pkg/reqinfo"
 	"github.com/pvenode/pvenode/pkg/ticket"
 )
@@ -44,6 +47,13 @@ type Authenticator interface {
 	CheckPrivs(authid, path string, privs []string, anyOf bool) bool
 }
 
+// tokenSourceAuthenticator is an Authenticator that also checks where an API
+// token is used from (access.Authenticator: per-token allowed networks);
+// the Server then uses it instead of AuthenticateToken.
+type tokenSourceAuthenticator interface {
+	AuthenticateTokenFrom(ctx context.Context, tokenid, secret string, client netip.Addr) (userid string, err error)
+}
+
 // Config are the collaborators and settings of a Server. All fields without
 // a stated default are required.
 type Config struct {
@@ -62,11 +72,20 @@ type Config struct {
 	ClientIP func(r *http.Request) netip.Addr
 	// SetUser records the authenticated id for the access log; optional.
 	SetUser func(r *http.Request, authid string)
+	// Audit records authentication decisions and write calls
+	// (docs/audit.md); nil records nothing.
+	Audit *audit.Logger
+	// FromProxy reports a call pveproxy forwarded (pvedaemon: the calls on
+	// its Unix sockets); optional. pveproxy records those calls, so this
+	// server does not; it passes its status and reason back to pveproxy in
+	// the AuditHeader of a failed call's answer instead.
+	FromProxy func(r *http.Request) bool
 }
 
 // Server is the http.Handler of /api2/.
 type Server struct {
-	cfg Config
+	cfg       Config
+	tokenFrom tokenSourceAuthenticator // cfg.Auth, if it checks token sources
 }
 
 // NewServer returns a Server for cfg.
@@ -86,7 +105,9 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = PeerAddr
 	}
-	return &Server{cfg: cfg}, nil
+	s := &Server{cfg: cfg}
+	s.tokenFrom, _ = cfg.Auth.(tokenSourceAuthenticator)
+	return s, nil
 }
 
 // PeerAddr returns the peer address of r with IPv4-mapped addresses unmapped.
@@ -106,31 +127,59 @@ const (
 	CookieName         = "PVEAuthCookie"
 )
 
+// AuditHeader carries the API status and the reason of a failed forwarded
+// call from pvedaemon back to pveproxy ("401 invalid token secret"), for
+// pveproxy's audit line; pveproxy removes it from the answer it relays.
+const AuditHeader = "Pvenode-Audit"
+
 // ServeHTTP implements http.Handler for paths below /api2/.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var oc outcome // on the stack: the hot path does not allocate for it
 	format, segs, err := splitAPIPath(r.URL)
 	if err != nil {
-		s.writeError(w, r, "json", err)
+		s.fail(w, r, "json", err, &oc)
 		return
 	}
 	if format != "json" && format != "extjs" {
-		s.writeError(w, r, "json", Errorf(http.StatusNotImplemented, "no formatter for uri %s", r.URL.Path))
+		s.fail(w, r, "json", Errorf(http.StatusNotImplemented, "no formatter for uri %s", r.URL.Path), &oc)
 		return
 	}
 	m, pathParams, _ := s.cfg.Registry.Lookup(r.Method, segs)
 	if m == nil {
-		s.writeError(w, r, format, Errorf(http.StatusNotImplemented, "Method '%s /%s' not implemented", r.Method, strings.Join(segs, "/")))
+		s.fail(w, r, format, Errorf(http.StatusNotImplemented, "Method '%s /%s' not implemented", r.Method, strings.Join(segs, "/")), &oc)
 		return
 	}
-	data, total, err := s.serve(w, r, m, pathParams)
+	data, total, err := s.serve(w, r, m, pathParams, &oc)
 	if errors.Is(err, errForwarded) {
+		s.record(r, &oc, oc.status)
 		return
 	}
 	if err != nil {
-		s.writeError(w, r, format, err)
+		s.fail(w, r, format, err, &oc)
 		return
 	}
+	if oc.reason != "" && s.fromProxy(r) {
+		w.Header()[AuditHeader] = []string{"200 " + headerSafe(oc.reason)}
+	}
 	writeData(w, format, data, total)
+	if oc.login || isWrite(r.Method) {
+		s.record(r, &oc, http.StatusOK)
+	}
+}
+
+// fail answers err and records the audit line the failure calls for.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, format string, err error, oc *outcome) {
+	e := asError(err)
+	if s.cfg.Audit != nil || s.cfg.FromProxy != nil {
+		if oc.reason == "" {
+			oc.reason = errorReason(e)
+		}
+		if s.fromProxy(r) {
+			w.Header()[AuditHeader] = []string{strconv.Itoa(e.Status) + " " + headerSafe(oc.reason)}
+		}
+	}
+	s.writeError(w, r, format, e)
+	s.record(r, oc, e.Status)
 }
 
 // writeError renders err, and asks for its first line as the HTTP reason
@@ -143,11 +192,153 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, format strin
 	writeError(w, format, e)
 }
 
+// outcome is what the audit line of a call needs, gathered while it is
+// served.
+type outcome struct {
+	user   string // authenticated id, or the one refused credentials claimed
+	reason string // why the call was refused or failed, or a success's note
+	login  bool   // POST /access/ticket
+	status int    // final status of a forwarded call
+}
+
+// isWrite reports whether an HTTP method changes something (POST, PUT,
+// DELETE).
+func isWrite(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
+}
+
+// fromProxy reports whether r was forwarded by pveproxy (see
+// Config.FromProxy).
+func (s *Server) fromProxy(r *http.Request) bool {
+	return s.cfg.FromProxy != nil && s.cfg.FromProxy(r)
+}
+
+// record writes the audit line of a call that ended with status, if it
+// needs one: every login, every refused authentication (401), every
+// permission denial (403) and every write call. Calls pveproxy forwarded
+// are recorded by pveproxy, not here. See docs/audit.md.
+func (s *Server) record(r *http.Request, oc *outcome, status int) {
+	if s.cfg.Audit == nil {
+		return
+	}
+	var kind string
+	switch {
+	case oc.login:
+		kind = audit.KindLogin
+	case status == http.StatusUnauthorized:
+		kind = audit.KindAuth
+	case status == http.StatusForbidden:
+		kind = audit.KindPerm
+	case isWrite(r.Method):
+		kind = audit.KindWrite
+	default:
+		return
+	}
+	if s.fromProxy(r) {
+		return
+	}
+	e := audit.Event{Kind: kind, Status: status, User: oc.user, Method: r.Method, Path: r.URL.Path, Reason: oc.reason}
+	if info := reqinfo.FromContext(r.Context()); info != nil && s.cfg.Mode == ModeProxy {
+		// the client as the access log has it, and the TCP peer
+		e.Client, e.Peer = info.ClientIP().Unmap(), info.Peer().Addr().Unmap()
+	} else {
+		e.Client = s.cfg.ClientIP(r)
+	}
+	s.cfg.Audit.Record(e)
+}
+
+// errorReason is the reason of an API error for the audit line: the first
+// line of its message, with the parameter errors.
+func errorReason(e *Error) string {
+	msg, _, _ := strings.Cut(e.Message, "\n")
+	msg = strings.TrimSpace(msg)
+	if len(e.Errors) == 0 {
+		return msg
+	}
+	keys := make([]string, 0, len(e.Errors))
+	for k := range e.Errors {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(strings.TrimSuffix(msg, "."))
+	for i, k := range keys {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(k + ": " + strings.TrimSpace(e.Errors[k]))
+	}
+	return b.String()
+}
+
+// headerSafe makes s fit a header value: control characters become
+// blanks, and it is cut to audit.MaxReason bytes.
+func headerSafe(s string) string {
+	if len(s) > audit.MaxReason {
+		s = s[:audit.MaxReason]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// auditWriter relays a forwarded call's answer and takes pvedaemon's
+// AuditHeader out of it.
+type auditWriter struct {
+	http.ResponseWriter
+	status int    // the status written
+	note   string // pvedaemon's AuditHeader, if any
+}
+
+func (w *auditWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		h := w.ResponseWriter.Header()
+		if v := h[AuditHeader]; len(v) > 0 {
+			w.note = v[0]
+			delete(h, AuditHeader)
+		}
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *auditWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *auditWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// outcome returns the call's API status and reason: pvedaemon's when it
+// sent an AuditHeader (the extjs format answers errors with HTTP 200),
+// else the status written.
+func (w *auditWriter) outcome() (int, string) {
+	if code, reason, ok := strings.Cut(w.note, " "); ok {
+		if n, err := strconv.Atoi(code); err == nil && n >= 100 && n <= 999 {
+			return n, reason
+		}
+	}
+	if w.status == 0 {
+		return http.StatusOK, ""
+	}
+	return w.status, ""
+}
+
 // errForwarded says the response was written by the forwarder.
 var errForwarded = errors.New("forwarded")
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathParams map[string]string) (any, *int, error) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathParams map[string]string, oc *outcome) (any, *int, error) {
 	clientIP := s.cfg.ClientIP(r)
+	write := isWrite(r.Method)
+	oc.login = write && m.HTTP == http.MethodPost && m.Path == "/access/ticket"
 	body, err := readBody(r, s.cfg.MaxBody)
 	if err != nil {
 		return nil, nil, err
@@ -172,19 +363,26 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathPa
 	// allowtoken = 0 refuses API tokens before anything else, even for
 	// methods that need no authentication (POST /access/ticket), as PVE.
 	if m.NoToken && usesAPIToken(r) {
+		if tokenid, _, ok := ticket.ParseAPIToken(r.Header.Get("Authorization")); ok {
+			oc.user = tokenid
+		}
 		return nil, nil, noTokenError(r)
 	}
 
 	var id Identity
 	if m.Permissions.User != "world" {
-		id, err = s.authenticate(r, m)
+		id, err = s.authenticate(r, clientIP, oc)
 		if err != nil {
 			s.delayAuthFailure(r.Context(), err)
 			return nil, nil, err
 		}
+		oc.user = id.AuthID
 		if s.cfg.SetUser != nil {
 			s.cfg.SetUser(r, id.AuthID)
 		}
+	}
+	if oc.login {
+		oc.user = loginUser(raw)
 	}
 
 	params, perr := validate(m, raw)
@@ -214,12 +412,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathPa
 	}
 
 	if m.Protected && s.cfg.Mode == ModeProxy {
-		s.cfg.Forward.Forward(w, r, body, id, clientIP)
+		aw := &auditWriter{ResponseWriter: w}
+		s.cfg.Forward.Forward(aw, r, body, id, clientIP)
+		oc.status, oc.reason = aw.outcome()
 		return nil, nil, errForwarded
 	}
 
+	ctx := r.Context()
+	var note *audit.Note
+	if write && (s.cfg.Audit != nil || s.cfg.FromProxy != nil) {
+		ctx, note = audit.WithNote(ctx) // for a reason known deep inside (a login's)
+	}
 	req := &Request{Method: m, Params: params, Identity: id, ClientIP: clientIP, NodeName: s.cfg.NodeName}
-	data, err := m.Handle(r.Context(), req)
+	data, err := m.Handle(ctx, req)
+	oc.reason = note.Reason() // for a success: what the call noted (a half login)
 	if err != nil {
 		e := asError(err)
 		s.delayAuthFailure(r.Context(), e)
@@ -241,9 +447,55 @@ type List struct {
 	Total int
 }
 
+// loginUser is the user id a login names: username, with "@realm" when
+// realm is given.
+func loginUser(raw rawParams) string {
+	str := func(k string) string {
+		switch v := raw[k].(type) {
+		case string:
+			return v
+		case []string:
+			if len(v) > 0 {
+				return v[0]
+			}
+		}
+		return ""
+	}
+	if realm := str("realm"); realm != "" {
+		return str("username") + "@" + realm
+	}
+	return str("username")
+}
+
+// auditDetail is implemented by authentication errors that know the user
+// the credentials claimed and the reason of the refusal
+// (access.AuthError).
+type auditDetail interface {
+	AuditDetail() (user, reason string)
+}
+
+// refused records in oc why authentication failed: err's detail, if it has
+// one, else reason and user.
+func refused(oc *outcome, err error, user, reason string) {
+	var d auditDetail
+	if errors.As(err, &d) {
+		u, why := d.AuditDetail()
+		if u != "" {
+			user = u
+		}
+		if why != "" {
+			reason = why
+		}
+	} else if err != nil {
+		reason = err.Error()
+	}
+	oc.user, oc.reason = user, reason
+}
+
 // authenticate identifies the caller from the cookie, the Authorization
-// header ticket or an API token, in PVE's order.
-func (s *Server) authenticate(r *http.Request, m *Method) (Identity, error) {
+// header ticket or an API token, in PVE's order. On failure it records the
+// reason in oc.
+func (s *Server) authenticate(r *http.Request, clientIP netip.Addr, oc *outcome) (Identity, error) {
 	tk := ""
 	if c := r.Header.Get("Cookie"); c != "" {
 		tk, _ = ticket.ExtractCookie(c, CookieName)
@@ -256,10 +508,17 @@ func (s *Server) authenticate(r *http.Request, m *Method) (Identity, error) {
 		userid, err := s.cfg.Auth.AuthenticateTicket(tk)
 		if err != nil {
 			s.cfg.Log.Debug("ticket refused", "err", err)
+			refused(oc, err, "", "invalid ticket")
 			return Identity{}, &Error{Status: http.StatusUnauthorized, Message: MsgAuthFailed}
 		}
 		if s.cfg.Mode == ModeProxy && r.Method != http.MethodGet {
-			if err := s.cfg.Auth.VerifyCSRF(userid, r.Header.Get(HeaderCSRF)); err != nil {
+			csrf := r.Header.Get(HeaderCSRF)
+			if err := s.cfg.Auth.VerifyCSRF(userid, csrf); err != nil {
+				if csrf == "" {
+					refused(oc, nil, userid, "no CSRF prevention token")
+				} else {
+					refused(oc, nil, userid, "invalid CSRF prevention token")
+				}
 				return Identity{}, &Error{Status: http.StatusUnauthorized, Message: MsgBadCSRF}
 			}
 		}
@@ -267,14 +526,22 @@ func (s *Server) authenticate(r *http.Request, m *Method) (Identity, error) {
 	}
 	if authz != "" {
 		if tokenid, secret, ok := ticket.ParseAPIToken(authz); ok {
-			userid, err := s.cfg.Auth.AuthenticateToken(r.Context(), tokenid, secret)
+			var userid string
+			var err error
+			if s.tokenFrom != nil {
+				userid, err = s.tokenFrom.AuthenticateTokenFrom(r.Context(), tokenid, secret, clientIP)
+			} else {
+				userid, err = s.cfg.Auth.AuthenticateToken(r.Context(), tokenid, secret)
+			}
 			if err != nil {
 				s.cfg.Log.Debug("token refused", "token", tokenid, "err", err)
+				refused(oc, err, tokenid, "invalid token")
 				return Identity{}, &Error{Status: http.StatusUnauthorized, Message: MsgAuthFailed}
 			}
 			return Identity{AuthID: tokenid, UserID: userid, TokenID: tokenid, TokenSecret: secret}, nil
 		}
 	}
+	refused(oc, nil, "", "no credentials")
 	return Identity{}, &Error{Status: http.StatusUnauthorized, Message: MsgNoTicket}
 }
 
