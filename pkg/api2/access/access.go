@@ -1,5 +1,8 @@
-// Package access declares the /access methods of this build: the index,
-// login tickets and the permission dump.
+// Package access declares the /access methods: the index, login tickets,
+// the permission dump, users and their API tokens, groups, roles, the ACL,
+// realms and password changes, with PVE's paths, parameters, answers and
+// permission rules. Writes go through the config-root package under the
+// user.cfg lock (access.UpdateUserCfg and friends).
 package access
 
 import (
@@ -9,6 +12,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/pvenode/pvenode/pkg/loginguard"
+	"github.com/pvenode/pvenode/pkg/pvefs"
+	"github.com/pvenode/pvenode/pkg/ticket"
 
 	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/api"
@@ -16,11 +24,15 @@ import (
 
 // Service is what the access methods need; *access.Authenticator has it.
 type Service interface {
-	Login(ctx context.Context, username, password, realm, clientIP string) (*access.LoginResult, error)
+	LoginWith(ctx context.Context, p access.LoginParams) (*access.LoginResult, error)
 	VerifyLogin(ctx context.Context, username, password, realm, clientIP, path string, privs []string) (string, error)
 	PermissionsTree(authid string) map[string]map[string]int
 	Permissions(authid, path string) access.PrivSet
 	CheckPrivs(authid, path string, privs []string, anyOf bool) bool
+	// UserCfg is the current user.cfg (shared: read only).
+	UserCfg() *access.UserCfg
+	// Invalidate drops the cached config files after a write.
+	Invalidate()
 }
 
 // Deps are the collaborators of the access methods. All are required.
@@ -28,19 +40,26 @@ type Deps struct {
 	Access Service
 	// Log receives the login failure lines (syslog style, for fail2ban).
 	Log *slog.Logger
+	// Root is the config root (/etc/pve) the write methods change.
+	Root *pvefs.Root
+	// Guard holds back failed logins (PVE's 3 s) and throttles their
+	// sources. Optional: nil (pveproxy, which forwards logins) does neither.
+	Guard *loginguard.Guard
 }
 
 // Methods returns the declarations of this package.
 func Methods(d Deps) []api.Method {
 	userPat := `(?^:^(?^:[^\s:/]+)\@(?^:[A-Za-z][A-Za-z0-9\.\-_]+)(?:!(?^:[A-Za-z][A-Za-z0-9\.\-_]+))?$)`
-	return []api.Method{
+	methods := []api.Method{
 		{
 			Name: "index", Path: "/access", HTTP: "GET",
 			Description: "Directory index.",
 			Permissions: api.AllUsers,
 			Returns: api.Arr(api.Obj(map[string]*api.Schema{"subdir": api.Str()})).
 				WithLinks(api.Link{Href: "{subdir}", Rel: "child"}),
-			Handle: api.DirIndex("subdir", "ticket", "permissions"),
+			// PVE lists its sub-APIs and then ticket and password; openid
+			// is not implemented here and left out.
+			Handle: api.DirIndex("subdir", "users", "groups", "roles", "acl", "domains", "tfa", "ticket", "password"),
 		},
 		{
 			Name: "get_ticket", Path: "/access/ticket", HTTP: "GET",
@@ -71,7 +90,7 @@ func Methods(d Deps) []api.Method {
 				"CSRFPreventionToken": api.Str().Opt(),
 				"clustername":         api.Str().Opt(),
 			}),
-			Handle: d.createTicket,
+			Handle: d.guardLogin(d.createTicket),
 		},
 		{
 			Name: "permissions", Path: "/access/permissions", HTTP: "GET",
@@ -88,6 +107,13 @@ func Methods(d Deps) []api.Method {
 			Handle:  d.permissions,
 		},
 	}
+	for _, group := range [][]api.Method{
+		d.userMethods(), d.tokenMethods(), d.groupMethods(), d.roleMethods(),
+		d.aclMethods(), d.domainMethods(), d.passwordMethods(), d.tfaMethods(),
+	} {
+		methods = append(methods, group...)
+	}
+	return methods
 }
 
 // ticketAnswer is the data of POST /access/ticket in verify mode.
@@ -97,12 +123,6 @@ type ticketAnswer struct {
 
 func (d Deps) createTicket(ctx context.Context, r *api.Request) (any, error) {
 	p := r.Params
-	if p.Get("otp") != "" && p.Get("tfa-challenge") != "" {
-		return nil, api.ParamError(map[string]string{"otp": "cannot be combined with tfa-challenge"})
-	}
-	if p.Get("otp") != "" || p.Get("tfa-challenge") != "" {
-		return nil, api.Errorf(http.StatusNotImplemented, "not implemented: two-factor login")
-	}
 	ip := r.ClientIP.String()
 	if path := p.Get("path"); path != "" {
 		privs := strings.FieldsFunc(p.Get("privs"), func(r rune) bool { return r == ',' || r == ';' || r == ' ' })
@@ -112,7 +132,10 @@ func (d Deps) createTicket(ctx context.Context, r *api.Request) (any, error) {
 		}
 		return ticketAnswer{Username: user}, nil
 	}
-	res, err := d.Access.Login(ctx, p.Get("username"), p.Get("password"), p.Get("realm"), ip)
+	res, err := d.Access.LoginWith(ctx, access.LoginParams{
+		Username: p.Get("username"), Password: p.Get("password"), Realm: p.Get("realm"),
+		OTP: p.Get("otp"), TFAChallenge: p.Get("tfa-challenge"), ClientIP: ip,
+	})
 	if err != nil {
 		return nil, d.loginError(err)
 	}
@@ -120,18 +143,101 @@ func (d Deps) createTicket(ctx context.Context, r *api.Request) (any, error) {
 	return res, nil
 }
 
-// loginError logs a failed login in PVE's syslog line (the text of an
-// access.ErrAuthFailed error) and answers 401 "authentication failure"
-// without detail, so that user names cannot be probed.
+// loginError logs a failed login in PVE's syslog line and answers 401
+// "authentication failure" without detail, so that user names cannot be
+// probed.
 func (d Deps) loginError(err error) error {
 	switch {
 	case errors.Is(err, access.ErrAuthFailed):
-		d.Log.Warn(err.Error())
-		return &api.Error{Status: http.StatusUnauthorized, Message: api.MsgLoginFail + "\n"}
+		var ae *access.AuthError
+		if errors.As(err, &ae) {
+			d.logFailure(ae.ClientIP, ae.User, pveReason(ae.User, ae.Reason))
+		} else {
+			d.logFailure("", "", err.Error())
+		}
+		return loginFailed()
 	case errors.Is(err, access.ErrTFANotImplemented):
 		return api.Errorf(http.StatusNotImplemented, "not implemented: two-factor login")
 	}
 	return err
+}
+
+// loginFailed is the answer to every failed login.
+func loginFailed() error {
+	return &api.Error{Status: http.StatusUnauthorized, Message: api.MsgLoginFail + "\n"}
+}
+
+// logFailure writes PVE's line for a failed login: pvedaemon's
+// syslog('err', "authentication failure; rhost=... user=... msg=...")
+// (PVE::API2::AccessControl), which fail2ban's "proxmox" filter matches.
+// PVE writes "rhost=" with nothing after it when the client address is
+// unknown.
+func (d Deps) logFailure(rhost, user, msg string) {
+	if rhost == "invalid IP" { // netip.Addr{}.String()
+		rhost = ""
+	}
+	d.Log.Error(loginguard.FailureLine(rhost, user, msg), loginguard.LineKey, true)
+}
+
+// pveReason turns the reason of an access.AuthError into PVE's msg= text
+// where the two differ: an invalid user id fails with verify_username's
+// words (PVE checks it first), and PAM errors are pam_strerror's text
+// without our "pam: " prefix.
+func pveReason(user, reason string) string {
+	if _, _, err := ticket.ParseUserID(user); err != nil {
+		switch n := utf8.RuneCountInString(user); {
+		case n < 3:
+			return fmt.Sprintf("user name '%s' is too short", user)
+		case n > 64:
+			return fmt.Sprintf("user name '%s' is too long (%d > 64)", user, n)
+		default:
+			return fmt.Sprintf("value '%s' does not look like a valid user name", user)
+		}
+	}
+	rest, ok := strings.CutPrefix(reason, "pam: ")
+	if !ok {
+		return reason
+	}
+	if init, ok := strings.CutPrefix(rest, "start "); ok {
+		if _, e, ok := strings.Cut(init, ": "); ok {
+			return "error during PAM init: " + e
+		}
+	}
+	return rest
+}
+
+// guardLogin runs the login handler h under d.Guard: an attempt from a
+// source with many recent failures waits before its credentials are even
+// checked (or fails unchecked when its source has too many queued), and a
+// failed attempt is answered 3 s after it arrived, as PVE does; the waits
+// happen on the request's own goroutine and end with its context.
+func (d Deps) guardLogin(h api.HandlerFunc) api.HandlerFunc {
+	if d.Guard == nil {
+		return h
+	}
+	return func(ctx context.Context, r *api.Request) (any, error) {
+		a, err := d.Guard.Admit(ctx, r.ClientIP)
+		switch {
+		case errors.Is(err, loginguard.ErrThrottled):
+			user := r.Params.Get("username")
+			if realm := r.Params.Get("realm"); realm != "" {
+				user += "@" + realm
+			}
+			d.logFailure(r.ClientIP.String(), user, err.Error())
+			a.Failed(ctx)
+			return nil, loginFailed()
+		case err != nil: // the client went away
+			return nil, loginFailed()
+		}
+		res, err := h(ctx, r)
+		var e *api.Error
+		if errors.As(err, &e) && e.Status == http.StatusUnauthorized {
+			a.Failed(ctx)
+		} else {
+			a.Succeeded()
+		}
+		return res, err
+	}
 }
 
 func (d Deps) permissions(ctx context.Context, r *api.Request) (any, error) {

@@ -19,7 +19,7 @@ func Methods() []api.Method {
 		Returns: api.Arr(api.Obj(map[string]*api.Schema{"subdir": api.Str()})).
 			WithLinks(api.Link{Href: "{subdir}", Rel: "child"}),
 		// The children of / this build implements, in PVE's order.
-		Handle: api.DirIndex("subdir", "version", "cluster", "nodes", "access"),
+		Handle: api.DirIndex("subdir", "version", "cluster", "nodes", "access", "pools"),
 	}, {
 		Name: "version", Path: "/version", HTTP: "GET",
 		Description: "API version details.",

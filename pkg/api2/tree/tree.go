@@ -8,6 +8,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/api2/access"
 	"github.com/pvenode/pvenode/pkg/api2/cluster"
 	"github.com/pvenode/pvenode/pkg/api2/nodes"
+	"github.com/pvenode/pvenode/pkg/api2/pools"
 	"github.com/pvenode/pvenode/pkg/api2/root"
 )
 
@@ -16,6 +17,7 @@ type Deps struct {
 	Nodes   nodes.Deps
 	Access  access.Deps
 	Cluster cluster.Deps
+	Pools   pools.Deps
 }
 
 // Registry returns the registry of every declared method.
@@ -25,5 +27,6 @@ func Registry(d Deps) *api.Registry {
 		nodes.Methods(d.Nodes),
 		access.Methods(d.Access),
 		cluster.Methods(d.Cluster),
+		pools.Methods(d.Pools),
 	)
 }

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/api2/pools"
+
 	"github.com/spf13/pflag"
 
 	"github.com/pvenode/pvenode/pkg/access"
@@ -27,10 +29,12 @@ import (
 	"github.com/pvenode/pvenode/pkg/api2/nodes"
 	"github.com/pvenode/pvenode/pkg/api2/tree"
 	"github.com/pvenode/pvenode/pkg/apimux"
+	"github.com/pvenode/pvenode/pkg/audit"
 	"github.com/pvenode/pvenode/pkg/buildinfo"
 	"github.com/pvenode/pvenode/pkg/daemon"
 	"github.com/pvenode/pvenode/pkg/defaultsfile"
 	"github.com/pvenode/pvenode/pkg/httpd"
+	"github.com/pvenode/pvenode/pkg/loginguard"
 	"github.com/pvenode/pvenode/pkg/nodename"
 	"github.com/pvenode/pvenode/pkg/nodestatus"
 	"github.com/pvenode/pvenode/pkg/pvefs"
@@ -71,6 +75,9 @@ type Service struct {
 	mux    *apimux.Server
 	srv    *http.Server
 	auth   *access.Authenticator
+	// audit records the calls made on 127.0.0.1:85 (pveproxy records the
+	// ones it forwards): LogDir/pvedaemon/audit.log, see docs/audit.md.
+	audit *audit.Logger
 }
 
 // New builds the service from the parsed flags.
@@ -114,8 +121,13 @@ func (s *Service) Listen(ctx context.Context) error {
 	if err := s.checkDefaults(); err != nil {
 		return err
 	}
+	if err := s.openAudit(); err != nil {
+		return err
+	}
 	s.auth, err = access.NewAuthenticator(access.Deps{
 		FS: root, Clock: time.Now, Log: s.log, PAMService: s.pam, KeyGID: serviceGID(),
+		// PVE: /run/pve-private/tfa-challenges (node-local, root only).
+		TFAStateDir: filepath.Join(s.env.Paths.RunDir, "pve-private", "tfa-challenges"),
 	})
 	if err != nil {
 		return err
@@ -131,11 +143,17 @@ func (s *Service) Listen(ctx context.Context) error {
 			Privs:       s.auth,
 			Fingerprint: func() string { return nodeFingerprint(root, s.node) },
 		},
-		Access: accessapi.Deps{Access: s.auth, Log: s.log},
+		Access: accessapi.Deps{Access: s.auth, Log: s.log, Root: root, Guard: loginguard.New(loginguard.Config{})},
+		Pools:  pools.Deps{Access: s.auth, Root: root},
 	})
 	apiSrv, err := api.NewServer(api.Config{
 		Registry: reg, Auth: s.auth, Mode: api.ModeDaemon, NodeName: s.node, Log: s.log,
+		Audit: s.audit, FromProxy: viaSocket,
 		ClientIP: forwardedClientIP,
+		// The login guard answers a failed login 3 s after it arrived, as
+		// PVE does; the server's own hold-back, 3 s after the handler
+		// returns, would come on top of it.
+		AuthFailDelay: time.Nanosecond,
 	})
 	if err != nil {
 		return err
@@ -165,6 +183,27 @@ func (s *Service) Listen(ctx context.Context) error {
 	// The same handler chain as the HTTP listeners.
 	s.mux = &apimux.Server{Handler: s.srv.Handler, Log: s.log}
 	s.log.Info("listening", "socket", s.env.Paths.DaemonMuxSocket())
+	return nil
+}
+
+// openAudit opens the audit log in pvedaemon's own log directory (root
+// 0750): not in /var/log/pveproxy, which www-data owns and could fill with a
+// symlink for root to follow.
+func (s *Service) openAudit() error {
+	// LogDir itself (/var/log, or under a prefix) must stay traversable
+	// for pveproxy, which reopens its logs as www-data.
+	if err := os.MkdirAll(s.env.Paths.LogDir, 0o755); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	dir := filepath.Join(s.env.Paths.LogDir, Name)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	l, err := audit.Open(filepath.Join(dir, "audit.log"), audit.Options{Daemon: Name, Log: s.log})
+	if err != nil {
+		return err
+	}
+	s.audit = l
 	return nil
 }
 
@@ -285,9 +324,13 @@ func (s *Service) Serve(ctx context.Context) error {
 	return first
 }
 
-// Reload re-reads /etc/default/pvedaemon; the access files are re-read by
-// the authenticator whenever they change.
+// Reload re-reads /etc/default/pvedaemon and reopens the audit log (after
+// logrotate); the access files are re-read by the authenticator whenever
+// they change.
 func (s *Service) Reload(ctx context.Context) error {
+	if err := s.audit.Reopen(); err != nil {
+		s.log.Warn("reopen audit log", "err", err)
+	}
 	return s.checkDefaults()
 }
 
@@ -298,6 +341,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	err := httpd.Shutdown(ctx, s.srv)
 	if merr := <-muxDone; merr != nil && err == nil {
 		err = fmt.Errorf("shutdown of the mux socket: %w", merr)
+	}
+	if cerr := s.audit.Close(); cerr != nil && err == nil {
+		err = cerr
 	}
 	return err
 }

@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/api2/pools"
+
 	"github.com/spf13/pflag"
 
 	"github.com/pvenode/pvenode/pkg/access"
@@ -28,6 +30,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/api2/cluster"
 	"github.com/pvenode/pvenode/pkg/api2/nodes"
 	"github.com/pvenode/pvenode/pkg/api2/tree"
+	"github.com/pvenode/pvenode/pkg/audit"
 	"github.com/pvenode/pvenode/pkg/buildinfo"
 	"github.com/pvenode/pvenode/pkg/daemon"
 	"github.com/pvenode/pvenode/pkg/httpd"
@@ -94,6 +97,7 @@ type Service struct {
 	lns     []net.Listener
 	srv     *http.Server
 	alog    *httpd.AccessLog
+	audit   *audit.Logger // audit.log beside access.log (docs/audit.md)
 	forward *api.Forwarder
 	tokens  *tokenChecker
 	serveWG sync.WaitGroup
@@ -145,6 +149,11 @@ func (s *Service) Listen(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", s.defaults, err)
 	}
 
+	// LogDir (/var/log, or under a prefix) must be traversable after the
+	// drop to www-data, which reopens the logs on reload.
+	if err := os.MkdirAll(s.env.Paths.LogDir, 0o755); err != nil {
+		return fmt.Errorf("access log: %w", err)
+	}
 	logDir := filepath.Join(s.env.Paths.LogDir, "pveproxy")
 	if err := os.MkdirAll(logDir, 0o750); err != nil {
 		return fmt.Errorf("access log: %w", err)
@@ -157,13 +166,26 @@ func (s *Service) Listen(ctx context.Context) error {
 		return err
 	}
 	_ = chownToService(filepath.Join(logDir, "access.log"))
+	s.audit, err = audit.Open(filepath.Join(logDir, "audit.log"), audit.Options{Daemon: Name, Log: s.log})
+	if err != nil {
+		return err
+	}
+	_ = chownToService(filepath.Join(logDir, "audit.log"))
 
+	// A call that pvedaemon answered may have changed the config root:
+	// drop the cached files before relaying its answer, so that the
+	// client's next call (answered here) sees its own write.
+	var auth *access.Authenticator
 	s.forward = api.NewForwarder(api.ForwarderConfig{
 		Addr: s.daemonAddr, Socket: s.env.Paths.DaemonSocket(), MuxSocket: s.env.Paths.DaemonMuxSocket(),
 		Timeout: 30 * time.Second, Log: s.log,
+		AfterWrite: func() {
+			s.tokens.forget()
+			auth.Invalidate()
+		},
 	})
 	s.tokens = newTokenChecker(s.forward, s.log)
-	auth, err := access.NewAuthenticator(access.Deps{
+	auth, err = access.NewAuthenticator(access.Deps{
 		FS: root, Clock: time.Now, Log: s.log, VerifySecret: s.tokens.verify,
 	})
 	if err != nil {
@@ -177,10 +199,12 @@ func (s *Service) Listen(ctx context.Context) error {
 			Privs:       auth,
 			Fingerprint: func() string { return s.fingerprint() },
 		},
-		Access: accessapi.Deps{Access: auth, Log: s.log},
+		Access: accessapi.Deps{Access: auth, Log: s.log, Root: root},
+		Pools:  pools.Deps{Access: auth, Root: root},
 	})
 	apiSrv, err := api.NewServer(api.Config{
 		Registry: reg, Auth: auth, Mode: api.ModeProxy, NodeName: s.node, Log: s.log,
+		Audit:   s.audit,
 		Forward: s.forward, AuthFailDelay: s.failDelay,
 		ClientIP: s.clientIP,
 		SetUser:  func(r *http.Request, id string) { reqinfo.FromContext(r.Context()).SetUser(id) },
@@ -307,6 +331,9 @@ func (s *Service) Reload(ctx context.Context) error {
 	if err := s.alog.Reopen(); err != nil {
 		s.log.Warn("reopen access log", "err", err)
 	}
+	if err := s.audit.Reopen(); err != nil {
+		s.log.Warn("reopen audit log", "err", err)
+	}
 	return nil
 }
 
@@ -316,6 +343,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	err := httpd.Shutdown(ctx, s.srv)
 	s.forward.Close()
 	if cerr := s.alog.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := s.audit.Close(); err == nil {
 		err = cerr
 	}
 	return err

@@ -40,6 +40,14 @@ func newTokenChecker(daemon *api.Forwarder, log *slog.Logger) *tokenChecker {
 }
 
 // errTokenInvalid is returned for a secret pvedaemon refuses.
+// forget drops every cached answer (a token may have been removed or
+// created again with another secret).
+func (c *tokenChecker) forget() {
+	c.mu.Lock()
+	clear(c.cache)
+	c.mu.Unlock()
+}
+
 var errTokenInvalid = errors.New("invalid token secret")
 
 func (c *tokenChecker) verify(ctx context.Context, tokenid, secret string) error {
