@@ -336,6 +336,7 @@ func (w *auditWriter) outcome() (int, string) {
 var errForwarded = errors.New("forwarded")
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathParams map[string]string, oc *outcome) (any, *int, error) {
+	arrived := time.Now()
 	clientIP := s.cfg.ClientIP(r)
 	write := isWrite(r.Method)
 	oc.login = write && m.HTTP == http.MethodPost && m.Path == "/access/ticket"
@@ -373,7 +374,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathPa
 	if m.Permissions.User != "world" {
 		id, err = s.authenticate(r, clientIP, oc)
 		if err != nil {
-			s.delayAuthFailure(r.Context(), err)
+			s.delayAuthFailure(r.Context(), err, time.Time{})
 			return nil, nil, err
 		}
 		oc.user = id.AuthID
@@ -428,7 +429,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathPa
 	oc.reason = note.Reason() // for a success: what the call noted (a half login)
 	if err != nil {
 		e := asError(err)
-		s.delayAuthFailure(r.Context(), e)
+		s.delayAuthFailure(r.Context(), e, arrived)
 		if e.Status >= 500 {
 			s.cfg.Log.Error("api call failed", "method", m.HTTP, "path", m.Path, "err", strings.TrimSpace(e.Message))
 		}
@@ -567,15 +568,24 @@ func noTokenError(r *http.Request) *Error {
 		"Permission check failed (URI '%s' not available with API token, need proper ticket.)\n", r.URL.Path)}
 }
 
-// delayAuthFailure holds a 401 back for AuthFailDelay, as PVE does, without
-// holding anything but this request's goroutine; a client that goes away
-// ends the wait.
-func (s *Server) delayAuthFailure(ctx context.Context, err error) {
+// delayAuthFailure holds a 401 back as PVE does, without blocking other
+// requests: a failed authentication for AuthFailDelay, a 401 from a handler
+// (a failed login) until AuthFailDelay after the request arrived (since
+// zero: a flat delay). A handler that already waited (the login guard)
+// adds nothing.
+func (s *Server) delayAuthFailure(ctx context.Context, err error, since time.Time) {
 	var e *Error
 	if !errors.As(err, &e) || e.Status != http.StatusUnauthorized {
 		return
 	}
-	t := time.NewTimer(s.cfg.AuthFailDelay)
+	d := s.cfg.AuthFailDelay
+	if !since.IsZero() {
+		d -= time.Since(since)
+	}
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -150,10 +150,6 @@ func (s *Service) Listen(ctx context.Context) error {
 		Registry: reg, Auth: s.auth, Mode: api.ModeDaemon, NodeName: s.node, Log: s.log,
 		Audit: s.audit, FromProxy: viaSocket,
 		ClientIP: forwardedClientIP,
-		// The login guard answers a failed login 3 s after it arrived, as
-		// PVE does; the server's own hold-back, 3 s after the handler
-		// returns, would come on top of it.
-		AuthFailDelay: time.Nanosecond,
 	})
 	if err != nil {
 		return err
