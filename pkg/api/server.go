@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/loginguard"
+
 	"github.com/pvenode/pvenode/pkg/audit"
 	"github.com/pvenode/pvenode/pkg/reqinfo"
 	"github.com/pvenode/pvenode/pkg/ticket"
@@ -508,7 +510,7 @@ func (s *Server) authenticate(r *http.Request, clientIP netip.Addr, oc *outcome)
 	if tk != "" {
 		userid, err := s.cfg.Auth.AuthenticateTicket(tk)
 		if err != nil {
-			s.cfg.Log.Debug("ticket refused", "err", err)
+			s.logAuthFailure("invalid ticket", err)
 			refused(oc, err, "", "invalid ticket")
 			return Identity{}, &Error{Status: http.StatusUnauthorized, Message: MsgAuthFailed}
 		}
@@ -535,7 +537,7 @@ func (s *Server) authenticate(r *http.Request, clientIP netip.Addr, oc *outcome)
 				userid, err = s.cfg.Auth.AuthenticateToken(r.Context(), tokenid, secret)
 			}
 			if err != nil {
-				s.cfg.Log.Debug("token refused", "token", tokenid, "err", err)
+				s.logAuthFailure("invalid token '"+tokenid+"'", err)
 				refused(oc, err, tokenid, "invalid token")
 				return Identity{}, &Error{Status: http.StatusUnauthorized, Message: MsgAuthFailed}
 			}
@@ -566,6 +568,15 @@ func usesAPIToken(r *http.Request) bool {
 func noTokenError(r *http.Request) *Error {
 	return &Error{Status: http.StatusForbidden, Message: fmt.Sprintf(
 		"Permission check failed (URI '%s' not available with API token, need proper ticket.)\n", r.URL.Path)}
+}
+
+// logAuthFailure writes PVE's line for credentials refused outside a
+// login (pveproxy's auth_handler: a warning "authentication failure:
+// <reason>", which fail2ban's proxmox filter does not count); the detail
+// goes to the debug log.
+func (s *Server) logAuthFailure(what string, err error) {
+	s.cfg.Log.Warn("authentication failure: "+what, loginguard.LineKey, true)
+	s.cfg.Log.Debug("credentials refused", "what", what, "err", err)
 }
 
 // delayAuthFailure holds a 401 back as PVE does, without blocking other
