@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"regexp"
 	"strings"
+
+	"github.com/pvenode/pvenode/pkg/ticket"
 )
 
 // DomainsFile is the name of the realm configuration under the config root.
@@ -20,46 +22,56 @@ type Realm struct {
 	TFA string
 }
 
+// The section config patterns, with Perl's \s (which unlike Go's includes
+// \v) spelt out as [\t\n\v\f\r ].
 var (
-	sectionHeaderRe = regexp.MustCompile(`^(\S+):\s*(\S+)\s*$`)
-	sectionBodyRe   = regexp.MustCompile(`^\s+(\S+)(?:\s+(.*\S))?\s*$`)
+	sectionHeaderRe = regexp.MustCompile(`^([^\t\n\v\f\r ]+):[\t\n\v\f\r ]*([^\t\n\v\f\r ]+)[\t\n\v\f\r ]*$`)
+	sectionBodyRe   = regexp.MustCompile(`^[\t\n\v\f\r ]+([^\t\n\v\f\r ]+)(?:[\t\n\v\f\r ]+(.*[^\t\n\v\f\r ]))?[\t\n\v\f\r ]*$`)
 )
+
+// knownRealmTypes are the realm types PVE 9 knows; sections of other
+// types are skipped.
+var knownRealmTypes = map[string]bool{"pam": true, "pve": true, "ldap": true, "ad": true, "openid": true}
 
 // ParseDomains reads the realm types and realm TFA settings from
 // domains.cfg (section config). The realms "pam" (type pam) and "pve"
 // (type pve) always exist. Only the keys login needs are kept; anything
 // unreadable is skipped, as the file is owned and validated by the realm
-// API.
+// API. As in PVE, the type is lowercased, a section ends at an empty line
+// or a line "0", comment lines are skipped anywhere, a section of an
+// unknown type or with an invalid realm id defines nothing, and a repeated
+// "tfa" line (a duplicate attribute) or one without a value is ignored.
 func ParseDomains(data []byte) map[string]Realm {
 	realms := map[string]Realm{}
-	var cur string
+	cur := "" // the realm the section lines go to; "" while skipping one
 	in := false
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(strings.TrimLeft(line, " \t"), "#") {
+		if strings.HasPrefix(trimSpace(line), "#") {
 			continue
 		}
-		if line == "" {
+		if !perlTrue(line) {
 			in = false
 			continue
 		}
 		if in {
 			m := sectionBodyRe.FindStringSubmatch(line)
-			if m == nil {
+			if m == nil || cur == "" {
 				continue
 			}
-			if m[1] == "tfa" {
-				r := realms[cur]
+			if r := realms[cur]; m[1] == "tfa" && m[2] != "" && r.TFA == "" {
 				r.TFA = m[2]
 				realms[cur] = r
 			}
 			continue
 		}
 		if m := sectionHeaderRe.FindStringSubmatch(line); m != nil {
-			cur, in = m[2], true
-			if _, dup := realms[cur]; !dup {
-				realms[cur] = Realm{Type: m[1]}
-			} else {
-				in = false // PVE keeps the first section of an id
+			typ, id := strings.ToLower(m[1]), m[2]
+			cur, in = "", true
+			if _, dup := realms[id]; !dup && knownRealmTypes[typ] && ticket.ValidRealm(id) {
+				// the first section of an id wins (PVE's SectionConfig
+				// keeps the last; TestParseDomains pins the first)
+				cur = id
+				realms[id] = Realm{Type: typ}
 			}
 		}
 	}

@@ -24,14 +24,18 @@ var ErrBadPassword = errors.New("invalid credentials")
 // ErrNoPassword is returned when the user has no entry in shadow.cfg.
 var ErrNoPassword = errors.New("no password set")
 
-var shadowLineRe = regexp.MustCompile(`^[^\s]+:[^\s]+:$`)
+// shadowLineRe is PVE's ^\S+:\S+:$ with Perl's \s, which unlike Go's
+// includes \v.
+var shadowLineRe = regexp.MustCompile("^[^\t\n\v\f\r ]+:[^\t\n\v\f\r ]+:$")
 
 // Shadow is priv/shadow.cfg: crypt(3) hashes by user name without realm
 // ("alice", not "alice@pve").
 type Shadow map[string]string
 
 // ParseShadow parses shadow.cfg lines "<user>:<hash>:"; lines of another
-// shape are skipped with a warning.
+// shape are skipped with a warning, and so are lines such as "a:::" that
+// PVE's pattern admits but that leave the user or the hash empty (no
+// password can match them, and Marshal could not write them back).
 func ParseShadow(name string, data []byte) (Shadow, []Warning) {
 	s := Shadow{}
 	var warns []Warning
@@ -45,6 +49,10 @@ func ParseShadow(name string, data []byte) (Shadow, []Warning) {
 			continue
 		}
 		f := strings.Split(line, ":")
+		if f[0] == "" || f[1] == "" {
+			warns = append(warns, Warning{File: name, Line: n + 1, Msg: "ignoring invalid shadow line"})
+			continue
+		}
 		s[f[0]] = f[1]
 	}
 	return s, warns

@@ -39,9 +39,12 @@ func DecodeText(s string) string {
 
 // SplitList splits a list field on ',', ';' and whitespace, dropping empty
 // items (PVE's split_list). A list containing a NUL byte is split on NUL
-// only.
+// only, dropping trailing empty items as Perl's split does.
 func SplitList(s string) []string {
 	if strings.IndexByte(s, 0) >= 0 {
+		if s = strings.TrimRight(s, "\x00"); s == "" {
+			return nil
+		}
 		return strings.Split(s, "\x00")
 	}
 	return strings.FieldsFunc(s, func(r rune) bool {

@@ -116,14 +116,15 @@ func ValidUserID(s string) bool {
 
 // NormalizePath normalises an ACL path as PVE does: repeated '/' collapse,
 // a trailing '/' goes, a leading '/' is added. ok is false for an empty
-// path or one with characters outside A-Z a-z 0-9 . _ - /.
+// path or one with characters outside A-Z a-z 0-9 . _ - /. As in PVE, a
+// path that is "0" once its trailing '/' is gone ("0/") becomes "/".
 func NormalizePath(p string) (string, bool) {
 	if !perlTrue(p) {
 		return "", false
 	}
 	p = slashesRe.ReplaceAllString(p, "/")
 	p = strings.TrimSuffix(p, "/")
-	if p == "" {
+	if !perlTrue(p) {
 		p = "/"
 	}
 	if !strings.HasPrefix(p, "/") {
@@ -302,6 +303,10 @@ func (c *UserCfg) parseGroup(field fieldFunc, warn warnFunc) {
 			warn("ignoring invalid member %q of group %q", m, name)
 			continue
 		}
+		if !listable(m) {
+			warn("ignoring member %q of group %q: it cannot be written back in a list", m, name)
+			continue
+		}
 		if c.Users[m] == nil {
 			// PVE keeps the member all the same
 			warn("group %q: member %q does not exist", name, m)
@@ -355,6 +360,10 @@ func (c *UserCfg) parseACL(field fieldFunc, warn warnFunc) {
 			continue
 		}
 		for _, m := range members {
+			if !listable(m) {
+				warn("acl %s: ignoring member %q: it cannot be written back in a list", path, m)
+				continue
+			}
 			switch group, isGroup := strings.CutPrefix(m, "@"); {
 			case isGroup && perlTrue(group) && ValidGroupName(group):
 				if c.Groups[group] == nil {
@@ -378,6 +387,11 @@ func (c *UserCfg) parseACL(field fieldFunc, warn warnFunc) {
 		}
 	}
 }
+
+// listable reports whether a member can be written in a user.cfg list: a
+// user id may contain ',' and ';', which a list read without NUL bytes
+// splits on, so such a member would be read back as other members.
+func listable(member string) bool { return !strings.ContainsAny(member, ",;") }
 
 func setEntry(m *map[string]map[string]bool, member, role string, propagate bool) {
 	if *m == nil {
@@ -559,7 +573,9 @@ func walkACL(path string, n *ACLNode, fn func(string, *ACLNode)) {
 // sorted, each followed by its tokens; groups; pools; custom roles; then the
 // ACL tree depth first with, per path, members grouped by identical role
 // lists, non-propagating lines first. Sections are separated by one empty
-// line. root@pam ACL entries are not written (root has every privilege).
+// line. root@pam ACL entries are not written (root has every privilege),
+// nor are ACL entries of tokens that do not exist or members that cannot be
+// written in a list (see listable).
 func (c *UserCfg) Marshal() []byte {
 	var b strings.Builder
 	for _, id := range sortedKeys(c.Users) {
@@ -575,7 +591,8 @@ func (c *UserCfg) Marshal() []byte {
 	b.WriteString("\n")
 	for _, name := range sortedKeys(c.Groups) {
 		g := c.Groups[name]
-		fmt.Fprintf(&b, "group:%s:%s:%s:\n", name, strings.Join(sortedKeys(g.Members), ","), encodeField(g.Comment))
+		members := slices.DeleteFunc(sortedKeys(g.Members), func(m string) bool { return !listable(m) })
+		fmt.Fprintf(&b, "group:%s:%s:%s:\n", name, strings.Join(members, ","), encodeField(g.Comment))
 	}
 	b.WriteString("\n")
 	for _, name := range sortedKeys(c.Pools) {
@@ -601,9 +618,9 @@ func (c *UserCfg) Marshal() []byte {
 	c.WalkACL(func(path string, n *ACLNode) {
 		// propagate flag -> role list -> members
 		lines := [2]map[string][]string{{}, {}}
-		collect := func(entries map[string]map[string]bool, prefix, exclude string) {
+		collect := func(entries map[string]map[string]bool, prefix string, keep func(string) bool) {
 			for member, roles := range entries {
-				if member == exclude {
+				if !keep(member) || !listable(member) {
 					continue
 				}
 				var l [2][]string
@@ -624,9 +641,11 @@ func (c *UserCfg) Marshal() []byte {
 				}
 			}
 		}
-		collect(n.Groups, "@", "")
-		collect(n.Users, "", RootUser)
-		collect(n.Tokens, "", "")
+		collect(n.Groups, "@", func(string) bool { return true })
+		collect(n.Users, "", func(m string) bool { return m != RootUser })
+		// entries of a token that no longer exists would be dropped on
+		// the next read
+		collect(n.Tokens, "", c.tokenExists)
 		for prop := range lines {
 			for _, roles := range sortedKeys(lines[prop]) {
 				members := lines[prop][roles]
@@ -639,8 +658,16 @@ func (c *UserCfg) Marshal() []byte {
 }
 
 // encodeField is EncodeText for a writer that, like PVE's, treats "" and "0"
-// as unset.
-func encodeField(s string) string { return EncodeText(perlString(s)) }
+// as unset. Unlike PVE's writer it also encodes leading and trailing
+// spaces (as %20), which the reader would otherwise trim away.
+func encodeField(s string) string {
+	e := EncodeText(perlString(s))
+	t := strings.TrimLeft(e, " ")
+	lead := len(e) - len(t)
+	t = strings.TrimRight(t, " ")
+	trail := len(e) - lead - len(t)
+	return strings.Repeat("%20", lead) + t + strings.Repeat("%20", trail)
+}
 
 // perlString returns s, or "" for a value Perl considers false.
 func perlString(s string) string {

@@ -45,9 +45,10 @@ func Open(dir string) (*Root, error) {
 func (r *Root) Dir() string { return r.dir }
 
 // Path returns the host path of name, or an error if name is not a clean
-// relative path inside the root.
+// relative path inside the root. "." (the root itself) is refused:
+// WriteFile would put its temporary file in the root's parent.
 func (r *Root) Path(name string) (string, error) {
-	if name == "" || strings.HasPrefix(name, "/") || path.Clean(name) != name ||
+	if name == "" || name == "." || strings.HasPrefix(name, "/") || path.Clean(name) != name ||
 		name == ".." || strings.HasPrefix(name, "../") {
 		return "", fmt.Errorf("%w: %q", ErrBadName, name)
 	}

@@ -42,7 +42,8 @@ type PublicKey struct {
 }
 
 // Sign returns a ticket "<prefix>:<data>:<TIME>::<signature>", with ':' in
-// data percent-encoded, TIME the 8 uppercase hex digits of now and the
+// data percent-encoded (and '%' where it starts a %XX sequence, see
+// escapeData), TIME the 8 uppercase hex digits of now and the
 // signature RSASSA-PKCS1-v1_5 with SHA-1 over "<prefix>:<data>:<TIME>",
 // followed by ":<secretData>" when secretData is not empty. An empty data
 // gives the data-less form "<prefix>:<TIME>::<signature>".
@@ -64,7 +65,7 @@ func Sign(key *rsa.PrivateKey, prefix, data, secretData string, now time.Time) (
 	b.WriteString(prefix)
 	b.WriteByte(':')
 	if data != "" {
-		b.WriteString(strings.ReplaceAll(data, ":", "%3A"))
+		b.WriteString(escapeData(data))
 		b.WriteByte(':')
 	}
 	fmt.Fprintf(&b, "%08X", ts)
@@ -79,6 +80,26 @@ func Sign(key *rsa.PrivateKey, prefix, data, secretData string, now time.Time) (
 		return "", fmt.Errorf("sign ticket: %w", err)
 	}
 	return plain + "::" + base64.StdEncoding.EncodeToString(sig), nil
+}
+
+// escapeData encodes ticket data as PVE does, ':' as %3A, and also a '%'
+// that starts a %XX sequence, as %25. PVE leaves every '%' alone, but
+// Verify (PVE's too) decodes every %XX, so a user "adm%69n@pve" would get a
+// ticket that verifies as "admin@pve". Other data encodes exactly as in
+// PVE, and PVE decodes the extra %25 the same way.
+func escapeData(data string) string {
+	var b strings.Builder
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; {
+		case c == ':':
+			b.WriteString("%3A")
+		case c == '%' && i+2 < len(data) && isHex(data[i+1]) && isHex(data[i+2]):
+			b.WriteString("%25")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // AgeWindow returns the open interval (min, max) of ticket ages in seconds
