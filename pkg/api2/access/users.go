@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -331,18 +332,7 @@ func (d Deps) userIndex(ctx context.Context, r *api.Request) (any, error) {
 		if full {
 			e["groups"] = strings.Join(cfg.UserGroups(id), ",")
 			if len(u.Tokens) > 0 {
-				names := make([]string, 0, len(u.Tokens))
-				for n := range u.Tokens {
-					names = append(names, n)
-				}
-				slices.Sort(names)
-				tokens := make([]map[string]any, 0, len(names))
-				for _, n := range names {
-					t := tokenData(u.Tokens[n])
-					t["tokenid"] = n
-					tokens = append(tokens, t)
-				}
-				e["tokens"] = tokens
+				e["tokens"] = tokenList(u)
 			}
 		}
 		if _, realm, ok := strings.Cut(id, "@"); ok {
@@ -572,18 +562,18 @@ func (d Deps) tokenIndex(ctx context.Context, r *api.Request) (any, error) {
 	if u == nil {
 		return nil, noSuchUser(id)
 	}
-	names := make([]string, 0, len(u.Tokens))
-	for n := range u.Tokens {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	out := make([]map[string]any, 0, len(names))
-	for _, n := range names {
+	return tokenList(u), nil
+}
+
+// tokenList is a user's tokens with their ids, sorted.
+func tokenList(u *access.User) []map[string]any {
+	out := make([]map[string]any, 0, len(u.Tokens))
+	for _, n := range slices.Sorted(maps.Keys(u.Tokens)) {
 		t := tokenData(u.Tokens[n])
 		t["tokenid"] = n
 		out = append(out, t)
 	}
-	return out, nil
+	return out
 }
 
 // readToken is GET /access/users/{userid}/token/{tokenid}.
