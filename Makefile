@@ -18,7 +18,7 @@ deps: ## install the system packages the build needs (Debian; as root)
 	@if [ ! -f /usr/include/security/pam_appl.h ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing libpam0g-dev (the pam realm links libpam)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpam0g-dev fail2ban >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpam0g-dev fail2ban qemu-utils qemu-system-x86 >/dev/null; \
 	  else \
 	    echo "missing libpam0g-dev: run 'apt-get install libpam0g-dev' as root" >&2; exit 1; \
 	  fi; \
