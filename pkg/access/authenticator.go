@@ -127,6 +127,7 @@ type Authenticator struct {
 	priv     cachedFile[*rsa.PrivateKey]
 	csrf     cachedFile[string]
 	domains  cachedFile[map[string]Realm]
+	tfaCfg   cachedFile[*tfa.Config] // priv/tfa.cfg, for lock states (pvedaemon only)
 	// tokenNets are the allowed source networks of tokens (tokennet.go).
 	tokenNets cachedFile[tokenNetSets]
 
@@ -179,6 +180,7 @@ func NewAuthenticator(deps Deps) (*Authenticator, error) {
 		}
 		return ticket.CSRFSecret(data), nil
 	}}
+	a.tfaCfg = cachedFile[*tfa.Config]{name: TFAFile, parse: tfa.Parse}
 	a.domains = cachedFile[map[string]Realm]{name: DomainsFile, parse: func(data []byte) (map[string]Realm, error) {
 		return ParseDomains(data), nil
 	}}
@@ -201,6 +203,29 @@ func (a *Authenticator) Invalidate() {
 	a.csrf.invalidate()
 	a.domains.invalidate()
 	a.tokenNets.invalidate()
+	a.tfaCfg.invalidate()
+}
+
+// Realms returns the realms of domains.cfg (cached; read only), nil when it
+// cannot be read.
+func (a *Authenticator) Realms() map[string]Realm {
+	r, _, err := a.domains.get(a.deps.FS, a.deps.Clock())
+	if err != nil {
+		return nil
+	}
+	return r
+}
+
+// TFALockStatus returns the second-factor lock state of userid from the
+// cached priv/tfa.cfg (PVE's tfa_lock_status); ok is false when the user
+// has no entry there or the file cannot be read.
+func (a *Authenticator) TFALockStatus(userid string) (tfa.LockStatus, bool) {
+	now := a.deps.Clock()
+	c, _, err := a.tfaCfg.get(a.deps.FS, now)
+	if err != nil || c == nil {
+		return tfa.LockStatus{}, false
+	}
+	return c.LockStatus(userid, now)
 }
 
 // UserCfg returns the current user.cfg. The value is shared: do not modify

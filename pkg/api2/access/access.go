@@ -14,6 +14,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pvenode/pvenode/pkg/tfa"
+
 	"github.com/pvenode/pvenode/pkg/loginguard"
 	"github.com/pvenode/pvenode/pkg/pvefs"
 	"github.com/pvenode/pvenode/pkg/ticket"
@@ -33,6 +35,10 @@ type Service interface {
 	UserCfg() *access.UserCfg
 	// Invalidate drops the cached config files after a write.
 	Invalidate()
+	// Realms is domains.cfg (cached; read only).
+	Realms() map[string]access.Realm
+	// TFALockStatus is a user's second-factor lock state (cached tfa.cfg).
+	TFALockStatus(userid string) (tfa.LockStatus, bool)
 }
 
 // Deps are the collaborators of the access methods. All are required.

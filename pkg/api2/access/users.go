@@ -308,10 +308,6 @@ func (d Deps) userIndex(ctx context.Context, r *api.Request) (any, error) {
 		}
 	}
 	realms := d.realms()
-	var tfaCfg *tfa.Config // lock states, as PVE's tfa_lock_status
-	if d.Root != nil {
-		tfaCfg, _ = access.ReadTFACfg(d.Root, time.Now())
-	}
 	full := r.Params.Bool("full", false)
 	enabled, filter := boolParam(r.Params, "enabled")
 	ids := make([]string, 0, len(cfg.Users))
@@ -341,12 +337,10 @@ func (d Deps) userIndex(ctx context.Context, r *api.Request) (any, error) {
 			}
 		}
 		e["userid"] = id
-		if tfaCfg != nil {
-			if ls, ok := tfaCfg.LockStatus(id, time.Now()); ok {
-				e["totp-locked"] = ls.TOTPLocked
-				if ls.TFALockedUntil != nil {
-					e["tfa-locked-until"] = *ls.TFALockedUntil
-				}
+		if ls, ok := d.Access.TFALockStatus(id); ok { // as PVE's tfa_lock_status
+			e["totp-locked"] = ls.TOTPLocked
+			if ls.TFALockedUntil != nil {
+				e["tfa-locked-until"] = *ls.TFALockedUntil
 			}
 		}
 		out = append(out, e)
@@ -354,17 +348,8 @@ func (d Deps) userIndex(ctx context.Context, r *api.Request) (any, error) {
 	return out, nil
 }
 
-// realms reads domains.cfg (empty when it cannot be read).
-func (d Deps) realms() map[string]access.Realm {
-	if d.Root == nil {
-		return nil
-	}
-	data, err := d.Root.ReadFileOrEmpty("domains.cfg")
-	if err != nil {
-		return nil
-	}
-	return access.ParseDomains(data)
-}
+// realms is domains.cfg (empty when it cannot be read).
+func (d Deps) realms() map[string]access.Realm { return d.Access.Realms() }
 
 // readUser is GET /access/users/{userid}: the user with its groups and
 // tokens.
