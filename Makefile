@@ -14,13 +14,18 @@ SCHEMA    ?= ../shared/reference/pve-api-schema.json
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-deps: ## install the system packages the build needs (Debian; as root)
-	@if [ ! -f /usr/include/security/pam_appl.h ]; then \
+deps: ## install the system packages the build and tests need (Debian; as root)
+	@missing=""; \
+	[ -f /usr/include/security/pam_appl.h ] || missing="$$missing libpam0g-dev"; \
+	command -v fail2ban-regex >/dev/null || missing="$$missing fail2ban"; \
+	command -v qemu-img >/dev/null || missing="$$missing qemu-utils"; \
+	command -v qemu-system-x86_64 >/dev/null || missing="$$missing qemu-system-x86"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing libpam0g-dev (the pam realm links libpam)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpam0g-dev fail2ban qemu-utils qemu-system-x86 >/dev/null; \
+	    echo "installing$$missing (pam realm, fail2ban-regex, disk images and VMs in the tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else \
-	    echo "missing libpam0g-dev: run 'apt-get install libpam0g-dev' as root" >&2; exit 1; \
+	    echo "missing$$missing: run 'apt-get install$$missing' as root" >&2; exit 1; \
 	  fi; \
 	fi
 
