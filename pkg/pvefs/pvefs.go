@@ -208,6 +208,26 @@ func (r *Root) Lock(ctx context.Context, name string) (unlock func(), err error)
 	}, nil
 }
 
+// staleTempAge is how old a temporary file of WriteFile must be to count
+// as left behind by a writer that died: a live write takes milliseconds.
+const staleTempAge = time.Minute
+
+// removeStaleTemps removes the temporary files of name that writers killed
+// mid-write left behind (the target itself was never touched). It runs
+// under name's lock, from Update.
+func (r *Root) removeStaleTemps(name string) {
+	p, err := r.Path(name)
+	if err != nil {
+		return
+	}
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*"))
+	for _, m := range matches {
+		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleTempAge {
+			_ = os.Remove(m)
+		}
+	}
+}
+
 // Update runs a read-modify-write of name under its lock: fn gets the current
 // content (nil if the file does not exist) and returns the new content. If fn
 // returns an error nothing is written and the error is returned unchanged. If
@@ -218,6 +238,7 @@ func (r *Root) Update(ctx context.Context, name string, perm fs.FileMode, fn fun
 		return err
 	}
 	defer unlock()
+	r.removeStaleTemps(name)
 	old, err := r.ReadFileOrEmpty(name)
 	if err != nil {
 		return err

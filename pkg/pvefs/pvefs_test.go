@@ -185,3 +185,35 @@ func TestWatchSeesAtomicReplace(t *testing.T) {
 		t.Fatalf("WaitChange = %q, %v; want user.cfg", n, err)
 	}
 }
+
+// TestUpdateRemovesStaleTemps: temporary files that a killed writer left
+// behind go at the next Update; a fresh one (a writer at work) stays.
+func TestUpdateRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	root, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, ".user.cfg.tmp-111")
+	fresh := filepath.Join(dir, ".user.cfg.tmp-222")
+	other := filepath.Join(dir, ".token.cfg.tmp-333")
+	for _, p := range []string{stale, fresh, other} {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * staleTempAge)
+	for _, p := range []string{stale, other} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := root.Update(context.Background(), "user.cfg", 0o640, func([]byte) ([]byte, error) { return []byte("x\n"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{stale: false, fresh: true, other: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", filepath.Base(p), err == nil, want)
+		}
+	}
+}
