@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/pvenode/pvenode/pkg/tasks"
+
 	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/nodestatus"
 )
@@ -27,12 +29,15 @@ type Deps struct {
 	Privs  PrivChecker
 	// Fingerprint returns the SHA-256 fingerprint of the node certificate.
 	Fingerprint func() string
+	// Tasks runs and lists the node's worker tasks (pvedaemon); nil where
+	// tasks are not answered (pveproxy forwards them).
+	Tasks *tasks.Manager
 }
 
 // Methods returns the declarations of this package.
 func Methods(d Deps) []api.Method {
 	node := func() *api.Schema { return api.Str().Fmt("pve-node").TT("<string>") }
-	return []api.Method{
+	return append([]api.Method{
 		{
 			Name: "index", Path: "/nodes", HTTP: "GET",
 			Description: "Cluster node index.",
@@ -67,7 +72,7 @@ func Methods(d Deps) []api.Method {
 			Returns:     statusReturns(),
 			Handle:      d.status,
 		},
-	}
+	}, d.taskMethods()...)
 }
 
 // minimalEntry is the GET /nodes element of a caller who may not audit the

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/tasks"
+
 	"github.com/pvenode/pvenode/pkg/api2/pools"
 
 	"github.com/spf13/pflag"
@@ -73,8 +75,10 @@ type Service struct {
 	unixLn net.Listener
 	muxLn  net.Listener
 	mux    *apimux.Server
-	srv    *http.Server
-	auth   *access.Authenticator
+	// tasks runs the node's worker tasks (LogDir/pve/tasks, PVE's layout).
+	tasks *tasks.Manager
+	srv   *http.Server
+	auth  *access.Authenticator
 	// audit records the calls made on 127.0.0.1:85 (pveproxy records the
 	// ones it forwards): LogDir/pvedaemon/audit.log, see docs/audit.md.
 	audit *audit.Logger
@@ -135,6 +139,9 @@ func (s *Service) Listen(ctx context.Context) error {
 	if err := s.auth.EnsureKeys(ctx); err != nil {
 		return err
 	}
+	if s.tasks, err = newTaskManager(s.env.Paths.LogDir, s.node, s.log); err != nil {
+		return err
+	}
 	nodeIP := nodename.Address(ctx, s.node)
 	reg := tree.Registry(tree.Deps{
 		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }},
@@ -142,6 +149,7 @@ func (s *Service) Listen(ctx context.Context) error {
 			Status:      nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}),
 			Privs:       s.auth,
 			Fingerprint: func() string { return nodeFingerprint(root, s.node) },
+			Tasks:       s.tasks,
 		},
 		Access: accessapi.Deps{Access: s.auth, Log: s.log, Root: root, Guard: loginguard.New(loginguard.Config{})},
 		Pools:  pools.Deps{Access: s.auth, Root: root},
@@ -341,7 +349,35 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	if cerr := s.audit.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
+	// Tasks end with the process (PVE's workers are processes of their
+	// own and survive it); what is left running is settled at next start.
+	if terr := s.tasks.Close(ctx); terr != nil && err == nil && !errors.Is(terr, context.DeadlineExceeded) {
+		err = terr
+	}
 	return err
+}
+
+// newTaskManager opens the task directory (PVE: /var/log/pve/tasks, logs
+// owned by www-data) and settles the tasks a previous pvedaemon left
+// running.
+func newTaskManager(logDir, node string, log *slog.Logger) (*tasks.Manager, error) {
+	cfg := tasks.Config{Root: filepath.Join(logDir, "pve", "tasks"), Node: node, Logger: log}
+	if u, err := user.Lookup(buildinfo.ServiceUser); err == nil && os.Geteuid() == 0 {
+		uid, _ := strconv.Atoi(u.Uid)
+		cfg.LogOwner = &tasks.Owner{UID: uid, GID: -1}
+	}
+	m, err := tasks.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("task directory: %w", err)
+	}
+	n, err := m.Settle()
+	if err != nil {
+		return nil, fmt.Errorf("settle tasks: %w", err)
+	}
+	if n > 0 {
+		log.Warn("tasks of an earlier pvedaemon settled", "count", n)
+	}
+	return m, nil
 }
 
 // nodeFingerprint is the SHA-256 fingerprint of the node certificate.
