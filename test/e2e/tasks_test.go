@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,5 +33,38 @@ func TestTaskListEmptyNode(t *testing.T) {
 	}
 	if r := c.get("/api2/json/nodes/" + nodeName + "/tasks/UPID:x/status"); r.status != http.StatusBadRequest {
 		t.Errorf("bad UPID: %d, want 400", r.status)
+	}
+}
+
+// TestStorageEmbedded: the embedded installation's "local" storage lives
+// under its prefix, and a disk image allocated through pveproxy is a real
+// qcow2 file there.
+func TestStorageEmbedded(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, nodeOpts{})
+	c := n.client(t, clientOpts{})
+	c.mustLogin(adminUser, h.adminPW)
+	r := c.get("/api2/json/nodes/" + nodeName + "/storage/local/status")
+	var st struct {
+		Total  int64 `json:"total"`
+		Active int   `json:"active"`
+	}
+	decode(t, r, &st)
+	if r.status != http.StatusOK || st.Active != 1 || st.Total <= 0 {
+		t.Fatalf("local status: %d %s", r.status, r.body)
+	}
+	r = c.must(http.MethodPost, "/api2/json/nodes/"+nodeName+"/storage/local/content",
+		url.Values{"vmid": {"100"}, "filename": {"vm-100-disk-0.qcow2"}, "size": {"1M"}}, nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("allocate: %d %q %v", r.status, r.message, r.errors)
+	}
+	var volid string
+	decode(t, r, &volid)
+	if volid != "local:100/vm-100-disk-0.qcow2" {
+		t.Errorf("volid %q", volid)
+	}
+	img := filepath.Join(n.prefix, "var/lib/vz/images/100/vm-100-disk-0.qcow2")
+	if fi, err := os.Stat(img); err != nil || fi.Size() == 0 {
+		t.Fatalf("image under the prefix: %v", err)
 	}
 }

@@ -32,6 +32,9 @@ type Deps struct {
 	// Tasks runs and lists the node's worker tasks (pvedaemon); nil where
 	// tasks are not answered (pveproxy forwards them).
 	Tasks *tasks.Manager
+	// Storage reads storage.cfg and operates its dir storages (pvedaemon);
+	// nil where storage calls are not answered (pveproxy forwards them).
+	Storage *StorageDeps
 }
 
 // Methods returns the declarations of this package.
@@ -72,7 +75,7 @@ func Methods(d Deps) []api.Method {
 			Returns:     statusReturns(),
 			Handle:      d.status,
 		},
-	}, d.taskMethods()...)
+	}, append(d.taskMethods(), d.storageMethods()...)...)
 }
 
 // minimalEntry is the GET /nodes element of a caller who may not audit the
@@ -100,7 +103,7 @@ func (d Deps) list(ctx context.Context, r *api.Request) (any, error) {
 }
 
 // nodeChildren lists the children of /nodes/{node} this build implements.
-var nodeChildren = api.DirIndex("name", "status")
+var nodeChildren = api.DirIndex("name", "status", "storage", "tasks")
 
 func nodeIndex(ctx context.Context, r *api.Request) (any, error) {
 	if n := r.Params.Get("node"); n != r.NodeName && n != "localhost" {

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/storage"
+
 	"github.com/pvenode/pvenode/pkg/tasks"
 
 	"github.com/pvenode/pvenode/pkg/api2/pools"
@@ -150,6 +152,9 @@ func (s *Service) Listen(ctx context.Context) error {
 			Privs:       s.auth,
 			Fingerprint: func() string { return nodeFingerprint(root, s.node) },
 			Tasks:       s.tasks,
+			Storage: &nodes.StorageDeps{Config: root,
+				Dir:       storage.DirOptions{LockDir: filepath.Join(s.env.Paths.LockDir, "pve-manager")},
+				LocalPath: localStoragePath(s.env.Paths)},
 		},
 		Access: accessapi.Deps{Access: s.auth, Log: s.log, Root: root, Guard: loginguard.New(loginguard.Config{})},
 		Pools:  pools.Deps{Access: s.auth, Root: root},
@@ -355,6 +360,15 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		err = terr
 	}
 	return err
+}
+
+// localStoragePath is where the "local" storage lives: PVE's /var/lib/vz,
+// under the prefix for an embedded installation ("" keeps PVE's).
+func localStoragePath(p buildinfo.Paths) string {
+	if p.Prefix == "" {
+		return ""
+	}
+	return filepath.Join(p.Prefix, storage.LocalPath)
 }
 
 // newTaskManager opens the task directory (PVE: /var/log/pve/tasks, logs
