@@ -78,6 +78,8 @@ vmgenid: 9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	// Wait must not hang on output pipes a stray child keeps open.
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,11 @@ vmgenid: 9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d
 	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		<-exited
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			t.Errorf("qemu (pid %d) did not exit after SIGKILL", cmd.Process.Pid)
+		}
 	})
 
 	// Wait for the QMP socket (QEMU creates it before running the guest).

@@ -241,9 +241,12 @@ func parsePlain(plain, prefix string) (data string, hasData bool, ts int64, ok b
 // verifySig accepts RSASSA-PKCS1-v1_5 with SHA-1 (what PVE emits) and, for
 // newer Perl RSA module defaults, PKCS1-v1_5 and PSS with SHA-256.
 func verifySig(key *rsa.PublicKey, msg []byte, sigText string) bool {
-	sig, err := base64.StdEncoding.DecodeString(sigText)
+	// Strict: only the canonical encoding of a signature is accepted (the
+	// one PVE's encode_base64 writes), so no second spelling of a ticket
+	// verifies.
+	sig, err := base64.StdEncoding.Strict().DecodeString(sigText)
 	if err != nil {
-		sig, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(sigText, "="))
+		sig, err = base64.RawStdEncoding.Strict().DecodeString(strings.TrimRight(sigText, "="))
 		if err != nil {
 			return false
 		}
