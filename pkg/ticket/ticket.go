@@ -246,10 +246,7 @@ func verifySig(key *rsa.PublicKey, msg []byte, sigText string) bool {
 	// verifies.
 	sig, err := base64.StdEncoding.Strict().DecodeString(sigText)
 	if err != nil {
-		sig, err = base64.RawStdEncoding.Strict().DecodeString(strings.TrimRight(sigText, "="))
-		if err != nil {
-			return false
-		}
+		return false
 	}
 	h1 := sha1.Sum(msg)
 	if rsa.VerifyPKCS1v15(key, crypto.SHA1, h1[:], sig) == nil {
