@@ -447,18 +447,48 @@ func (st *clientStream) response(req *Request, h responseHead) *http.Response {
 type streamBody struct{ st *clientStream }
 
 func (b *streamBody) Read(p []byte) (int, error) {
-	st := b.st
+	piece, err := b.st.next(len(p))
+	return copy(p, piece), err
+}
+
+// WriteTo writes the body to w as it arrives, without the copy buffer
+// io.Copy would allocate for every call.
+func (b *streamBody) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		piece, err := b.st.next(0)
+		if len(piece) > 0 {
+			n, werr := w.Write(piece)
+			total += int64(n)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// next waits for the next piece of the body, at most max bytes (a whole
+// chunk for max <= 0), and grants the server more room as the body is
+// consumed; at the end it returns io.EOF.
+func (st *clientStream) next(max int) ([]byte, error) {
 	for {
 		st.mu.Lock()
 		if len(st.chunks) > 0 {
-			n := copy(p, st.chunks[0])
-			if n == len(st.chunks[0]) {
+			piece := st.chunks[0]
+			if max > 0 && len(piece) > max {
+				piece = piece[:max]
+				st.chunks[0] = st.chunks[0][max:]
+			} else {
 				st.chunks[0] = nil
 				st.chunks = st.chunks[1:]
-			} else {
-				st.chunks[0] = st.chunks[0][n:]
 			}
-			st.consumed += n
+			st.consumed += len(piece)
 			grant := 0
 			if st.consumed >= windowUpdate && !st.end {
 				grant, st.consumed = st.consumed, 0
@@ -470,26 +500,26 @@ func (b *streamBody) Read(p []byte) (int, error) {
 					return binary.BigEndian.AppendUint32(b, uint32(grant))
 				})
 			}
-			return n, nil
+			return piece, nil
 		}
 		if st.err != nil {
 			err := st.err
 			st.mu.Unlock()
 			if errors.Is(err, errAborted) || errors.Is(err, ErrConnLost) {
-				return 0, fmt.Errorf("%w: %w", io.ErrUnexpectedEOF, err)
+				return nil, fmt.Errorf("%w: %w", io.ErrUnexpectedEOF, err)
 			}
-			return 0, err
+			return nil, err
 		}
 		if st.end {
 			st.mu.Unlock()
-			return 0, io.EOF
+			return nil, io.EOF
 		}
 		st.mu.Unlock()
 		select {
 		case <-st.ready:
 		case <-st.ctx.Done():
 			st.cancel()
-			return 0, st.ctx.Err()
+			return nil, st.ctx.Err()
 		}
 	}
 }
