@@ -48,7 +48,7 @@ func level(path string) int {
 		return 3
 	case rel == "pkg/api", rel == "pkg/httpd", rel == "pkg/daemon", rel == "pkg/apischema", rel == "pkg/proxyconf":
 		return 2
-	case rel == "pkg/access", rel == "pkg/apimux", rel == "pkg/setup", rel == "pkg/nodestatus", rel == "pkg/tlsconf",
+	case rel == "pkg/access", rel == "pkg/apimux", rel == "pkg/vmlist", rel == "pkg/vmm", rel == "pkg/setup", rel == "pkg/nodestatus", rel == "pkg/tlsconf",
 		strings.HasPrefix(rel, "pkg/tlsconf/"):
 		return 1
 	case rel == "pkg/pvefs":

@@ -68,3 +68,25 @@ func TestStorageEmbedded(t *testing.T) {
 		t.Fatalf("image under the prefix: %v", err)
 	}
 }
+
+// TestNextID: /cluster/nextid skips the VMIDs whose config exists, answers
+// as PVE does (the number as a JSON string), and refuses a used vmid.
+func TestNextID(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, nodeOpts{})
+	c := n.client(t, clientOpts{})
+	c.mustLogin(adminUser, h.adminPW)
+	for _, id := range []string{"100", "101"} {
+		n.writeCfg(t, "nodes/"+nodeName+"/qemu-server/"+id+".conf", "memory: 128\n", 0o640)
+	}
+	r := c.get("/api2/json/cluster/nextid")
+	if r.status != http.StatusOK || string(r.data) != `"102"` {
+		t.Errorf("nextid: %d %s, want \"102\"", r.status, r.data)
+	}
+	if r := c.get("/api2/json/cluster/nextid?vmid=101"); r.status != http.StatusBadRequest || r.errors["vmid"] != "VM 101 already exists" {
+		t.Errorf("nextid vmid=101: %d %v", r.status, r.errors)
+	}
+	if r := c.get("/api2/json/cluster/nextid?vmid=200"); r.status != http.StatusOK || string(r.data) != `"200"` {
+		t.Errorf("nextid vmid=200: %d %s", r.status, r.data)
+	}
+}

@@ -5,6 +5,12 @@ package cluster
 
 import (
 	"context"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/pvenode/pvenode/pkg/pvefs"
+	"github.com/pvenode/pvenode/pkg/vmlist"
 
 	"github.com/pvenode/pvenode/pkg/api"
 )
@@ -14,6 +20,9 @@ type Deps struct {
 	// NodeIP returns the address of this node as the cluster would
 	// advertise it (the address its name resolves to).
 	NodeIP func() string
+	// Root is the config root (the guest list and datacenter.cfg for
+	// nextid); nil answers nextid with 501.
+	Root *pvefs.Root
 }
 
 // Methods returns the declarations of this package.
@@ -24,7 +33,17 @@ func Methods(d Deps) []api.Method {
 			Description: "Cluster index.",
 			Permissions: api.AllUsers,
 			Returns:     api.Arr(api.Obj(map[string]*api.Schema{})).WithLinks(api.Link{Href: "{name}", Rel: "child"}),
-			Handle:      api.DirIndex("name", "status"),
+			Handle:      api.DirIndex("name", "nextid", "status"),
+		},
+		{
+			Name: "nextid", Path: "/cluster/nextid", HTTP: "GET",
+			Description: "Get next free VMID. Pass a VMID to assert that its free (at time of check).",
+			Permissions: api.AllUsers,
+			Params: map[string]*api.Schema{
+				"vmid": api.Int().Fmt("pve-vmid").Range(100, 999999999).Opt().TT("<integer> (100 - 999999999)"),
+			},
+			Returns: api.Int(),
+			Handle:  d.nextID,
 		},
 		{
 			Name: "get_status", Path: "/cluster/status", HTTP: "GET",
@@ -68,4 +87,59 @@ func (d Deps) status(ctx context.Context, r *api.Request) (any, error) {
 		Type: "node", ID: "node/" + r.NodeName, Name: r.NodeName, IP: d.NodeIP(),
 		Local: 1, NodeID: 0, Online: 1, Level: "",
 	}}, nil
+}
+
+// nextID is GET /cluster/nextid: the first VMID from datacenter.cfg's
+// next-id range (default 100 to 1,000,000) that no guest config uses, or
+// the given vmid if it is free. As PVE, the answer is the number as a JSON
+// string (clients such as proxmox-api-go parse it so).
+func (d Deps) nextID(ctx context.Context, r *api.Request) (any, error) {
+	if d.Root == nil {
+		return nil, api.Errorf(http.StatusNotImplemented, "not implemented: nextid in this daemon")
+	}
+	ids, err := vmlist.Read(d.Root)
+	if err != nil {
+		return nil, err
+	}
+	if r.Params.Has("vmid") {
+		vmid := int(r.Params.Int("vmid", 0))
+		if _, used := ids[vmid]; used {
+			return nil, api.ParamError(map[string]string{"vmid": "VM " + strconv.Itoa(vmid) + " already exists"})
+		}
+		return strconv.Itoa(vmid), nil
+	}
+	lower, upper := 100, 1000*1000
+	if data, err := d.Root.ReadFileOrEmpty("datacenter.cfg"); err == nil {
+		lower, upper = nextIDRange(string(data), lower, upper)
+	}
+	for i := lower; i < upper; i++ {
+		if _, used := ids[i]; !used {
+			return strconv.Itoa(i), nil
+		}
+	}
+	return nil, api.Errorf(http.StatusInternalServerError, "unable to get any free VMID in range [%d, %d]", lower, upper)
+}
+
+// nextIDRange reads datacenter.cfg's "next-id: lower=N,upper=M".
+func nextIDRange(dc string, lower, upper int) (int, int) {
+	for _, line := range strings.Split(dc, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || strings.TrimSpace(k) != "next-id" {
+			continue
+		}
+		for _, kv := range strings.Split(strings.TrimSpace(v), ",") {
+			name, val, _ := strings.Cut(kv, "=")
+			n, err := strconv.Atoi(strings.TrimSpace(val))
+			if err != nil {
+				continue
+			}
+			switch strings.TrimSpace(name) {
+			case "lower":
+				lower = n
+			case "upper":
+				upper = n
+			}
+		}
+	}
+	return lower, upper
 }

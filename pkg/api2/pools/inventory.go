@@ -1,104 +1,13 @@
 package pools
 
 import (
-	"errors"
-	"io/fs"
-	"math"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/pvefs"
 )
-
-// guest is an entry of the cluster's VM list: the node whose directory
-// holds the guest's config, and the guest type.
-type guest struct {
-	Node string
-	Type string // qemu, lxc or openvz
-}
-
-// guestDirs are the config directories pmxcfs indexes under nodes/<node>/,
-// in the order it scans them, with the guest type each holds.
-var guestDirs = []struct{ dir, typ string }{
-	{"qemu-server", "qemu"},
-	{"openvz", "openvz"},
-	{"lxc", "lxc"},
-}
-
-// readVMList builds the VM list as pmxcfs does: every <vmid>.conf in
-// nodes/<node>/{qemu-server,openvz,lxc}/ for valid node names. A vmid
-// found twice keeps its first entry (nodes in name order).
-func readVMList(root *pvefs.Root) (map[int]guest, error) {
-	dir, err := root.Path("nodes")
-	if err != nil {
-		return nil, err
-	}
-	out := map[int]guest{}
-	nodes, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return out, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	for _, n := range nodes {
-		if !n.IsDir() || !validNodeName(n.Name()) {
-			continue
-		}
-		for _, gd := range guestDirs {
-			files, err := os.ReadDir(filepath.Join(dir, n.Name(), gd.dir))
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			for _, f := range files {
-				vmid, ok := configVMID(f.Name())
-				if !ok || !f.Type().IsRegular() {
-					continue
-				}
-				if _, dup := out[vmid]; !dup {
-					out[vmid] = guest{Node: n.Name(), Type: gd.typ}
-				}
-			}
-		}
-	}
-	return out, nil
-}
-
-// validNodeName is pmxcfs's node directory rule: letters, digits and
-// inner hyphens.
-func validNodeName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' ||
-			c == '-' && i != 0 && i != len(s)-1 {
-			continue
-		}
-		return false
-	}
-	return s != ""
-}
-
-// configVMID returns the vmid of a guest config file name: decimal digits
-// without a leading zero, at most 2^32-1, then ".conf".
-func configVMID(name string) (int, bool) {
-	digits, ok := strings.CutSuffix(name, ".conf")
-	if !ok || digits == "" || digits[0] < '1' || digits[0] > '9' {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(digits, 10, 64)
-	if err != nil || v > math.MaxUint32 {
-		return 0, false
-	}
-	return int(v), true
-}
 
 // storageCfgFile is the storage configuration under the config root.
 const storageCfgFile = "storage.cfg"

@@ -12,6 +12,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/pvefs"
+	"github.com/pvenode/pvenode/pkg/vmlist"
 )
 
 // Service is what the pool methods need of access control;
@@ -239,7 +240,7 @@ func (d Deps) members(pool *access.Pool, typ, localNode string) ([]any, error) {
 		return nil, errNoRoot()
 	}
 	members := []any{}
-	vmlist, err := readVMList(d.Root)
+	vmlist, err := vmlist.Read(d.Root)
 	if err != nil {
 		return nil, err
 	}
@@ -408,7 +409,7 @@ func (d Deps) checkPermModify(authid, path, allocate string) error {
 func (d Deps) deletePool(ctx context.Context, r *api.Request) (any, error) {
 	poolid := r.Params.Get("poolid")
 	return nil, d.updateUserCfg(ctx, "delete pool failed", func(cfg *access.UserCfg) error {
-		vmlist, err := readVMList(d.Root)
+		vmlist, err := vmlist.Read(d.Root)
 		if err != nil {
 			return err
 		}

@@ -193,7 +193,7 @@ func (s *Service) Listen(ctx context.Context) error {
 	}
 	nodeIP := nodename.Address(ctx, s.node)
 	reg := tree.Registry(tree.Deps{
-		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }},
+		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }, Root: root},
 		Nodes: nodes.Deps{
 			Status:      nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}),
 			Privs:       auth,
