@@ -232,13 +232,5 @@ func ResetTFAFailures(dir, userid string) error {
 		return nil
 	}
 	d.TOTPFailures, d.TFAFailures = 0, 0
-	out, err := d.Marshal()
-	if err != nil {
-		return err
-	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
+	return writeTFACounters(p, d)
 }

@@ -142,18 +142,13 @@ func (a *Authenticator) verifyTFA(ctx context.Context, userid string, ch *tfa.Ch
 	return nil
 }
 
-// realmTFAType is the type= of a realm's tfa option ("oath" or "yubico").
+// realmTFAType is the type of a realm's tfa option ("oath" or "yubico").
 func realmTFAType(opt string) string {
-	for _, kv := range strings.Split(opt, ",") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return k // the type may be given without "type="
-		}
-		if k == "type" {
-			return v
-		}
+	props, err := ParseRealmTFA(opt)
+	if err != nil {
+		return ""
 	}
-	return ""
+	return props["type"]
 }
 
 // tfaCountersPath is where the failure counters of userid are kept:
@@ -178,17 +173,22 @@ func (a *Authenticator) loadTFACounters(userid string) (*tfa.ChallengeData, erro
 }
 
 func (a *Authenticator) saveTFACounters(userid string, d *tfa.ChallengeData) error {
+	return writeTFACounters(a.tfaCountersPath(userid), d)
+}
+
+// writeTFACounters replaces a user's counter file (node-local, root only)
+// by rename. Callers hold the tfa.cfg lock.
+func writeTFACounters(path string, d *tfa.ChallengeData) error {
 	data, err := d.Marshal()
 	if err != nil {
 		return err
 	}
-	p := a.tfaCountersPath(userid)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := p + ".tmp"
+	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
 	}
-	return os.Rename(tmp, p)
+	return os.Rename(tmp, path)
 }

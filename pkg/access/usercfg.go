@@ -119,6 +119,9 @@ func ValidUserID(s string) bool {
 // path or one with characters outside A-Z a-z 0-9 . _ - /. As in PVE, a
 // path that is "0" once its trailing '/' is gone ("0/") becomes "/".
 func NormalizePath(p string) (string, bool) {
+	if isNormalPath(p) { // the common case, on every permission check
+		return p, true
+	}
 	if !perlTrue(p) {
 		return "", false
 	}
@@ -134,6 +137,30 @@ func NormalizePath(p string) (string, bool) {
 		return "", false
 	}
 	return p, true
+}
+
+// isNormalPath reports whether p is already what NormalizePath returns for
+// it: "/" or a leading '/' with non-empty components of allowed characters.
+func isNormalPath(p string) bool {
+	if p == "/" {
+		return true
+	}
+	if len(p) < 2 || p[0] != '/' || p[len(p)-1] == '/' {
+		return false
+	}
+	for i := 1; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '/':
+			if p[i-1] == '/' {
+				return false
+			}
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // NewUserCfg returns an empty configuration with PVE's defaults: the

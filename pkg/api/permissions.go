@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/pvenode/pvenode/pkg/access"
 )
 
 // RootUser is the superuser that bypasses permission checks.
@@ -61,7 +63,7 @@ func (s *Server) evalCheck(check []any, id Identity, params Params) (bool, *Erro
 			}
 		}
 		path := expandPath(tmpl, params)
-		if norm, ok := normalizeACLPath(path); ok {
+		if norm, ok := access.NormalizePath(path); ok {
 			path = norm
 		}
 		if id.AuthID == RootUser || s.cfg.Auth.CheckPrivs(id.AuthID, path, privs, anyOf) {
@@ -74,7 +76,7 @@ func (s *Server) evalCheck(check []any, id Identity, params Params) (bool, *Erro
 		return s.checkUseridGroup(check, id, params)
 	case "perm-modify":
 		tmpl, _ := check[1].(string)
-		path, ok := normalizeACLPath(expandPath(tmpl, params))
+		path, ok := access.NormalizePath(expandPath(tmpl, params))
 		if !ok {
 			return false, Errorf(http.StatusForbidden, "Permission check failed")
 		}
@@ -187,7 +189,7 @@ func (s *Server) checkUseridGroup(check []any, id Identity, params Params) (bool
 		}
 	}
 	if groupsParam != "" {
-		named := splitList(params.Get("groups"))
+		named := access.SplitList(params.Get("groups"))
 		if len(named) == 0 {
 			return false, PermissionDenied("/access/groups", privs...)
 		}
@@ -225,38 +227,6 @@ func (s *Server) checkPermModify(id Identity, path string) (bool, *Error) {
 		return true, nil
 	}
 	return false, PermissionDenied(path, privs...)
-}
-
-// splitList splits PVE's list syntax (commas, semicolons, white space).
-func splitList(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool {
-		return r == ',' || r == ';' || r == ' ' || r == '\t' || r == '\n' || r == 0
-	})
-}
-
-// normalizeACLPath is PVE's normalize_path: '/' collapsed, a trailing one
-// removed, a leading one added; ok is false for an invalid path.
-func normalizeACLPath(p string) (string, bool) {
-	if p == "" {
-		return "", false
-	}
-	var b strings.Builder
-	b.WriteByte('/')
-	for _, part := range strings.Split(p, "/") {
-		if part == "" {
-			continue
-		}
-		for _, c := range part {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-				return "", false
-			}
-		}
-		if b.Len() > 1 {
-			b.WriteByte('/')
-		}
-		b.WriteString(part)
-	}
-	return b.String(), true
 }
 
 // expandPath fills {name} placeholders of an ACL path from params.

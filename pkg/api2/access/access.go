@@ -131,7 +131,7 @@ func (d Deps) createTicket(ctx context.Context, r *api.Request) (any, error) {
 	p := r.Params
 	ip := r.ClientIP.String()
 	if path := p.Get("path"); path != "" {
-		privs := strings.FieldsFunc(p.Get("privs"), func(r rune) bool { return r == ',' || r == ';' || r == ' ' })
+		privs := access.SplitList(p.Get("privs"))
 		user, err := d.Access.VerifyLogin(ctx, p.Get("username"), p.Get("password"), p.Get("realm"), ip, path, privs)
 		if err != nil {
 			return nil, d.loginError(err)

@@ -134,7 +134,7 @@ func (d Deps) updateACL(ctx context.Context, r *api.Request) (any, error) {
 	return nil, d.refresh(d.updateUserCfg(ctx, "ACL update failed", func(cfg *access.UserCfg) error {
 		callerPrivs := d.Access.Permissions(caller, path)
 		node := cfg.ACLNode(path, true)
-		for _, role := range splitList(p.Get("roles")) {
+		for _, role := range access.SplitList(p.Get("roles")) {
 			privs, ok := cfg.Roles[role]
 			if !ok {
 				return die("role '%s' does not exist", role)
@@ -144,19 +144,19 @@ func (d Deps) updateACL(ctx context.Context, r *api.Request) (any, error) {
 					return err
 				}
 			}
-			for _, g := range splitList(groups) {
+			for _, g := range access.SplitList(groups) {
 				if cfg.Groups[g] == nil {
 					return die("group '%s' does not exist", g)
 				}
 				setACL(&node.Groups, g, role, propagate, del)
 			}
-			for _, u := range splitList(users) {
+			for _, u := range access.SplitList(users) {
 				if cfg.Users[u] == nil {
 					return die("user '%s' does not exist", u)
 				}
 				setACL(&node.Users, u, role, propagate, del)
 			}
-			for _, t := range splitList(tokens) {
+			for _, t := range access.SplitList(tokens) {
 				owner, name, err := ticket.ParseTokenID(t)
 				if err != nil {
 					return die("%v", err)

@@ -44,13 +44,6 @@ func die(format string, args ...any) error {
 	return api.Errorf(http.StatusInternalServerError, format, args...)
 }
 
-// splitList splits PVE's list syntax (commas, semicolons, white space).
-func splitList(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool {
-		return r == ',' || r == ';' || r == ' ' || r == '\t' || r == '\n' || r == 0
-	})
-}
-
 // noSuchUser is PVE's check_user_exist failure.
 func noSuchUser(userid string) error {
 	return die("no such user ('%s')", userid)

@@ -403,7 +403,7 @@ func (d Deps) updateDomain(ctx context.Context, r *api.Request) (any, error) {
 			return nil, die("no options specified")
 		}
 		deletePassword := false
-		for _, opt := range splitList(toDelete) {
+		for _, opt := range access.SplitList(toDelete) {
 			delete(rc.Props, opt)
 			switch opt {
 			case "password":

@@ -181,7 +181,7 @@ func addRolePrivs(cfg *access.UserCfg, role, privs string) error {
 	for _, p := range cfg.Roles[role] {
 		set[p] = true
 	}
-	for _, p := range splitList(privs) {
+	for _, p := range access.SplitList(privs) {
 		if !access.ValidPrivilege(p) {
 			return die("invalid privilege '%s'", p)
 		}

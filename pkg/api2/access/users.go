@@ -402,7 +402,7 @@ func (d Deps) createUser(ctx context.Context, r *api.Request) (any, error) {
 	if cur.Users[id] != nil { // checked again under the lock
 		return nil, wrapLocked("create user failed", die("user '%s' already exists", id))
 	}
-	for _, g := range splitList(p.Get("groups")) {
+	for _, g := range access.SplitList(p.Get("groups")) {
 		if cur.Groups[g] == nil {
 			return nil, wrapLocked("create user failed", die("no such group '%s'", g))
 		}
@@ -419,7 +419,7 @@ func (d Deps) createUser(ctx context.Context, r *api.Request) (any, error) {
 		u := &access.User{Enable: p.Bool("enable", true), Expire: p.Int("expire", 0),
 			Firstname: p.Get("firstname"), Lastname: p.Get("lastname"), Email: p.Get("email"),
 			Comment: p.Get("comment"), Keys: p.Get("keys")}
-		for _, g := range splitList(p.Get("groups")) {
+		for _, g := range access.SplitList(p.Get("groups")) {
 			grp := cfg.Groups[g]
 			if grp == nil {
 				return die("no such group '%s'", g)
@@ -451,7 +451,7 @@ func (d Deps) updateUser(ctx context.Context, r *api.Request) (any, error) {
 				delete(g.Members, id)
 			}
 		}
-		for _, g := range splitList(p.Get("groups")) {
+		for _, g := range access.SplitList(p.Get("groups")) {
 			grp := cfg.Groups[g]
 			if grp == nil {
 				return die("no such group '%s'", g)
@@ -647,7 +647,7 @@ func (d Deps) updateTokenInfo(ctx context.Context, r *api.Request) (any, error) 
 	if err := checkNetworks(nets, setNets); err != nil {
 		return nil, err
 	}
-	for _, k := range splitList(p.Get("delete")) {
+	for _, k := range access.SplitList(p.Get("delete")) {
 		if k != "comment" {
 			return nil, api.ParamError(map[string]string{"delete": fmt.Sprintf("unknown option '%s'", k)})
 		}
@@ -667,7 +667,7 @@ func (d Deps) updateTokenInfo(ctx context.Context, r *api.Request) (any, error) 
 		if v, ok := p.String("comment"); ok {
 			t.Comment = v
 		}
-		if slices.Contains(splitList(p.Get("delete")), "comment") {
+		if slices.Contains(access.SplitList(p.Get("delete")), "comment") {
 			t.Comment = ""
 		}
 		full := id + "!" + name

@@ -22,22 +22,33 @@ import (
 	"github.com/pvenode/pvenode/pkg/ticket"
 )
 
+// pw is the password of every test user.
+const pw = "task test password"
+
 // storEnv is pvedaemon's API server over a real Authenticator, a config
 // root with a storage.cfg whose dir storage lives in a temporary directory,
-// real qemu-img and a real task manager.
+// real qemu-img and a real task manager. The task tests use it too
+// (newNodeEnv).
 type storEnv struct {
 	t     *testing.T
 	srv   *api.Server
 	auth  *access.Authenticator
+	tasks *tasks.Manager
 	store string // path of the dir storage "store"
 	login map[string]*access.LoginResult
 }
 
+// newStorEnv is newNodeEnv for tests that run qemu-img.
 func newStorEnv(t *testing.T) *storEnv {
 	t.Helper()
 	if _, err := os.Stat(storage.DefaultQemuImg); err != nil {
 		t.Skip("qemu-img not installed")
 	}
+	return newNodeEnv(t)
+}
+
+func newNodeEnv(t *testing.T) *storEnv {
+	t.Helper()
 	dir := t.TempDir()
 	store := filepath.Join(dir, "store")
 	cfg := "dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n\tdisable 1\n\n" +
@@ -50,7 +61,8 @@ func newStorEnv(t *testing.T) *storEnv {
 		"user.cfg": "user:alice@pve:1:0:::::\nuser:bob@pve:1:0:::::\nuser:carol@pve:1:0:::::\n" +
 			"acl:1:/storage/store:alice@pve:PVEDatastoreUser:\n" +
 			"acl:1:/vms/100:alice@pve:PVEVMAdmin:\n" +
-			"acl:1:/storage:carol@pve:PVEDatastoreAdmin:\n",
+			"acl:1:/storage:carol@pve:PVEDatastoreAdmin:\n" +
+			"acl:1:/nodes/n1:carol@pve:PVEAuditor:\n",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o640); err != nil {
 			t.Fatal(err)
@@ -87,7 +99,7 @@ func newStorEnv(t *testing.T) *storEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &storEnv{t: t, srv: srv, auth: auth, store: store, login: map[string]*access.LoginResult{}}
+	return &storEnv{t: t, srv: srv, auth: auth, tasks: m, store: store, login: map[string]*access.LoginResult{}}
 }
 
 // call sends one request as user (query for GET/DELETE, form body for

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/tasks"
 )
@@ -172,7 +173,7 @@ func (d Deps) listTasks(ctx context.Context, r *api.Request) (any, error) {
 		f.Until = &v
 	}
 	if s := p.Get("statusfilter"); s != "" {
-		f.StatusFilter = strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ';' || r == ' ' })
+		f.StatusFilter = access.SplitList(s)
 	}
 	if !auditor {
 		f.Visible = func(t tasks.Task) bool {
