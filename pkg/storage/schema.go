@@ -40,6 +40,16 @@ var knownTypes = map[string]*typeSchema{
 // and canonicalized; other types are kept verbatim).
 func KnownType(typ string) bool { _, ok := knownTypes[typ]; return ok }
 
+// AlwaysShared reports whether storages of type typ are shared whatever
+// their "shared" option says (PVE's @SHARED_STORAGE).
+func AlwaysShared(typ string) bool {
+	switch typ {
+	case "iscsi", "nfs", "cifs", "rbd", "cephfs", "iscsidirect", "zfs", "drbd", "pbs":
+		return true
+	}
+	return false
+}
+
 // DirContentTypes are the content types the dir plugin supports.
 var DirContentTypes = []string{"backup", "images", "import", "iso", "none", "rootdir", "snippets", "vztmpl"}
 

@@ -34,9 +34,6 @@ type StorageDeps struct {
 	LocalPath string
 }
 
-// sharedTypes are PVE's @SHARED_STORAGE: their "shared" flag is forced on.
-var sharedTypes = []string{"iscsi", "nfs", "cifs", "rbd", "cephfs", "iscsidirect", "zfs", "drbd", "pbs"}
-
 func (d Deps) storageMethods() []api.Method {
 	node := func() *api.Schema { return api.Str().Fmt("pve-node").TT("<string>") }
 	sid := func() *api.Schema { return api.Str().Fmt("pve-storage-id").TT("<storage ID>") }
@@ -339,7 +336,7 @@ func (d Deps) storageInfo(ctx context.Context, cfg *storage.Config, node string,
 		slices.Sort(cts)
 		st := &storageStatus{
 			Type: s.Type, Content: strings.Join(cts, ","),
-			Shared:  b2i(boolOpt(s, "shared") || slices.Contains(sharedTypes, s.Type)),
+			Shared:  b2i(boolOpt(s, "shared") || storage.AlwaysShared(s.Type)),
 			Enabled: b2i(enabled),
 		}
 		info[s.ID] = st

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/pvefs"
+	"github.com/pvenode/pvenode/pkg/storage"
 )
 
 // storageCfgFile is the storage configuration under the config root.
@@ -46,9 +47,6 @@ var storagePlugins = map[string]storagePlugin{
 	"zfs":         {[]string{"images"}, []string{"images"}},
 	"zfspool":     {[]string{"images", "rootdir"}, []string{"images", "rootdir"}},
 }
-
-// sharedTypes are the storage types PVE always marks shared.
-var sharedTypes = []string{"iscsi", "nfs", "cifs", "rbd", "cephfs", "iscsidirect", "zfs", "drbd", "pbs"}
 
 var (
 	storageIDRe   = regexp.MustCompile(`^(?i:[a-z][a-z0-9._-]*[a-z0-9])$`)
@@ -134,7 +132,7 @@ func parseStorageCfg(data []byte) map[string]*storageConf {
 		if sc.Content == nil {
 			sc.Content = slices.Clone(storagePlugins[sc.Type].def)
 		}
-		if slices.Contains(sharedTypes, sc.Type) {
+		if storage.AlwaysShared(sc.Type) {
 			sc.Shared = true
 		}
 	}
