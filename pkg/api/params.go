@@ -112,6 +112,9 @@ func validate(m *Method, raw rawParams) (Params, *Error) {
 	out := Params{}
 	for _, name := range sortedKeys(m.Params) {
 		s := m.Params[name]
+		if s.Count > 0 {
+			continue // checked below under the names given
+		}
 		v, present := raw[name]
 		if !present {
 			if !s.Optional {
@@ -119,16 +122,22 @@ func validate(m *Method, raw rawParams) (Params, *Error) {
 			}
 			continue
 		}
-		val, msg := checkValue(s, v)
-		if msg != "" {
+		if msg := checkParam(name, s, v, out); msg != "" {
 			errs[name] = msg
-			continue
 		}
-		out[name] = val
 	}
 	for name := range raw {
 		s, declared := m.Params[name]
+		if declared && s.Count > 0 {
+			declared = false // "net[n]" names the numbered parameters, it is not one
+		}
 		if !declared {
+			if is := indexedParam(m.Params, name); is != nil {
+				if msg := checkParam(name, is, raw[name], out); msg != "" {
+					errs[name] = msg
+				}
+				continue
+			}
 			if !m.AdditionalParams {
 				errs[name] = "property is not defined in schema and the schema does not allow additional properties"
 			} else {
@@ -146,6 +155,46 @@ func validate(m *Method, raw rawParams) (Params, *Error) {
 		return nil, ParamError(errs)
 	}
 	return out, nil
+}
+
+// checkParam checks one parameter value and stores it in out; it returns
+// the error message, if any. A property-string value is parsed against its
+// format as well.
+func checkParam(name string, s *Schema, v any, out Params) string {
+	val, msg := checkValue(s, v)
+	if msg != "" {
+		return msg
+	}
+	if pf, ok := s.Format.(map[string]*Schema); ok {
+		if str, ok := val.(string); ok {
+			if _, err := ParsePropertyString(pf, str, name); err != nil {
+				return "invalid format - " + err.Error()
+			}
+		}
+	}
+	out[name] = val
+	return ""
+}
+
+// indexedParam returns the declaration of a numbered parameter ("scsi3"
+// for "scsi[n]" with Count > 3), or nil.
+func indexedParam(params map[string]*Schema, name string) *Schema {
+	i := len(name)
+	for i > 0 && name[i-1] >= '0' && name[i-1] <= '9' {
+		i--
+	}
+	if i == 0 || i == len(name) || (name[i] == '0' && i < len(name)-1) {
+		return nil
+	}
+	s, ok := params[name[:i]+"[n]"]
+	if !ok || s.Count == 0 {
+		return nil
+	}
+	n, err := strconv.Atoi(name[i:])
+	if err != nil || n >= s.Count {
+		return nil
+	}
+	return s
 }
 
 // checkValue validates one value; it returns the normalised value or a

@@ -30,6 +30,20 @@ type Schema struct {
 	Renderer    string
 	Title       string
 
+	// Property-string format entries (PVE's format hashes, where Format is
+	// a map[string]*Schema): Alias names the key this one stands for,
+	// KeyAlias the key that receives this key's name (net0's
+	// "virtio=MAC" sets model=virtio), DefaultKey marks the key a bare
+	// value belongs to.
+	Alias      string
+	KeyAlias   string
+	DefaultKey bool
+
+	// Count makes a parameter declared as "name[n]" stand for name0 ..
+	// name<Count-1>, as PVE's numbered config keys (scsi[n], net[n]) are
+	// shown in its API dump. It is not part of the dump.
+	Count int
+
 	Properties map[string]*Schema
 	Items      *Schema
 	// AdditionalProperties is nil when unset, else 0/1 as PVE writes it.
@@ -71,6 +85,19 @@ func Obj(props map[string]*Schema) *Schema { return &Schema{Type: "object", Prop
 
 // Arr returns an array schema of items.
 func Arr(items *Schema) *Schema { return &Schema{Type: "array", Items: items} }
+
+// Indexed sets Count (see Schema.Count) and returns s.
+func (s *Schema) Indexed(n int) *Schema { s.Count = n; return s }
+
+// AliasOf returns a property-string format entry that is an alias of key.
+func AliasOf(key string) *Schema { return &Schema{Alias: key} }
+
+// KeyAliasOf returns the format entry of a key whose name goes to keyAlias
+// and whose value to alias (PVE: {alias => 'macaddr', keyAlias => 'model'}).
+func KeyAliasOf(alias, keyAlias string) *Schema { return &Schema{Alias: alias, KeyAlias: keyAlias} }
+
+// DefKey marks s the default key of its property-string format.
+func (s *Schema) DefKey() *Schema { s.DefaultKey = true; return s }
 
 // Opt marks s optional and returns it.
 func (s *Schema) Opt() *Schema { s.Optional = true; return s }
@@ -179,6 +206,15 @@ func (s *Schema) toMap() map[string]any {
 	if s.Title != "" {
 		m["title"] = s.Title
 	}
+	if s.Alias != "" {
+		m["alias"] = s.Alias
+	}
+	if s.KeyAlias != "" {
+		m["keyAlias"] = s.KeyAlias
+	}
+	if s.DefaultKey {
+		m["default_key"] = 1
+	}
 	if s.Properties != nil {
 		props := map[string]any{}
 		for k, v := range s.Properties {
@@ -249,6 +285,13 @@ func (s *Schema) compilePatterns() error {
 	for _, p := range s.Properties {
 		if err := p.compilePatterns(); err != nil {
 			return err
+		}
+	}
+	if f, ok := s.Format.(map[string]*Schema); ok {
+		for k, p := range f {
+			if err := p.compilePatterns(); err != nil {
+				return fmt.Errorf("format key %s: %w", k, err)
+			}
 		}
 	}
 	return s.Items.compilePatterns()

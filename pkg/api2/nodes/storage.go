@@ -212,20 +212,8 @@ func (d Deps) storageConfig() (*storage.Config, error) {
 	if d.Storage == nil || d.Storage.Config == nil {
 		return nil, errNoStorage()
 	}
-	data, err := d.Storage.Config.ReadFileOrEmpty("storage.cfg")
-	if err != nil {
-		return nil, err
-	}
-	cfg, perr := storage.Parse("storage.cfg", data)
-	if cfg == nil {
-		return nil, perr
-	}
-	if d.Storage.LocalPath != "" {
-		if local, err := cfg.Lookup("local"); err == nil {
-			local.Options["path"] = d.Storage.LocalPath
-		}
-	}
-	return cfg, nil
+	h := storage.Host{Root: d.Storage.Config, Dir: d.Storage.Dir, LocalPath: d.Storage.LocalPath}
+	return h.Config()
 }
 
 // section is PVE's storage_config: the section or "does not exist" (500).
@@ -253,9 +241,7 @@ func opt(s *storage.Section, key string) string {
 }
 
 func listOpt(s *storage.Section, key string) []string {
-	return strings.FieldsFunc(opt(s, key), func(r rune) bool {
-		return r == ',' || r == ';' || r == ' ' || r == '\t' || r == '\n' || r == '\r'
-	})
+	return storage.SplitOptList(opt(s, key))
 }
 
 func boolOpt(s *storage.Section, key string) bool { return opt(s, key) == "1" }
