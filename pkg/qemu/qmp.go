@@ -411,3 +411,140 @@ func (c *QMPClient) Quit(ctx context.Context) error {
 	}
 	return err
 }
+
+// QMPBlockStats is one entry of query-blockstats. Device is the -drive id
+// ("drive-scsi0"; empty for -blockdev backends), QDev the guest device's id
+// or QOM path.
+type QMPBlockStats struct {
+	Device   string              `json:"device,omitempty"`
+	QDev     string              `json:"qdev,omitempty"`
+	NodeName string              `json:"node-name,omitempty"`
+	Stats    QMPBlockDeviceStats `json:"stats"`
+}
+
+// QMPBlockDeviceStats are the I/O counters of one block device (QAPI
+// BlockDeviceStats): bytes, operations and nanoseconds since QEMU started.
+// Raw holds QEMU's object verbatim, including members not decoded here
+// (timed_stats, zone_append_*, ...); MarshalJSON writes it unchanged, as
+// PVE passes the object through in a VM's blockstat.
+type QMPBlockDeviceStats struct {
+	RdBytes                uint64  `json:"rd_bytes"`
+	WrBytes                uint64  `json:"wr_bytes"`
+	UnmapBytes             uint64  `json:"unmap_bytes"`
+	RdOperations           uint64  `json:"rd_operations"`
+	WrOperations           uint64  `json:"wr_operations"`
+	FlushOperations        uint64  `json:"flush_operations"`
+	UnmapOperations        uint64  `json:"unmap_operations"`
+	RdTotalTimeNS          uint64  `json:"rd_total_time_ns"`
+	WrTotalTimeNS          uint64  `json:"wr_total_time_ns"`
+	FlushTotalTimeNS       uint64  `json:"flush_total_time_ns"`
+	UnmapTotalTimeNS       uint64  `json:"unmap_total_time_ns"`
+	WrHighestOffset        uint64  `json:"wr_highest_offset"`
+	RdMerged               uint64  `json:"rd_merged"`
+	WrMerged               uint64  `json:"wr_merged"`
+	UnmapMerged            uint64  `json:"unmap_merged"`
+	IdleTimeNS             *uint64 `json:"idle_time_ns,omitempty"` // absent before the first I/O
+	FailedRdOperations     uint64  `json:"failed_rd_operations"`
+	FailedWrOperations     uint64  `json:"failed_wr_operations"`
+	FailedFlushOperations  uint64  `json:"failed_flush_operations"`
+	FailedUnmapOperations  uint64  `json:"failed_unmap_operations"`
+	InvalidRdOperations    uint64  `json:"invalid_rd_operations"`
+	InvalidWrOperations    uint64  `json:"invalid_wr_operations"`
+	InvalidFlushOperations uint64  `json:"invalid_flush_operations"`
+	InvalidUnmapOperations uint64  `json:"invalid_unmap_operations"`
+	AccountInvalid         bool    `json:"account_invalid"`
+	AccountFailed          bool    `json:"account_failed"`
+
+	Raw json.RawMessage `json:"-"`
+}
+
+type qmpBlockDeviceStats QMPBlockDeviceStats // no methods: plain decoding
+
+// UnmarshalJSON decodes the known members and keeps data in Raw.
+func (s *QMPBlockDeviceStats) UnmarshalJSON(data []byte) error {
+	var v qmpBlockDeviceStats
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*s = QMPBlockDeviceStats(v)
+	s.Raw = append(json.RawMessage(nil), data...)
+	return nil
+}
+
+// MarshalJSON writes Raw if set, else the decoded members.
+func (s QMPBlockDeviceStats) MarshalJSON() ([]byte, error) {
+	if len(s.Raw) > 0 {
+		return s.Raw, nil
+	}
+	return json.Marshal(qmpBlockDeviceStats(s))
+}
+
+// QMPBalloonInfo is the answer of query-balloon, in bytes. Upstream QEMU
+// reports only Actual; pve-qemu adds MaxMem, and TotalMem, FreeMem and the
+// other guest figures once the guest's balloon driver sends statistics
+// (LastUpdate, seconds since the epoch, is then non-zero). Raw holds
+// QEMU's object verbatim and is what MarshalJSON writes.
+type QMPBalloonInfo struct {
+	Actual     uint64  `json:"actual"`
+	MaxMem     uint64  `json:"max_mem,omitempty"`
+	TotalMem   *uint64 `json:"total_mem,omitempty"`
+	FreeMem    *uint64 `json:"free_mem,omitempty"`
+	LastUpdate uint64  `json:"last_update,omitempty"`
+
+	Raw json.RawMessage `json:"-"`
+}
+
+type qmpBalloonInfo QMPBalloonInfo // no methods: plain decoding
+
+// UnmarshalJSON decodes the known members and keeps data in Raw.
+func (b *QMPBalloonInfo) UnmarshalJSON(data []byte) error {
+	var v qmpBalloonInfo
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*b = QMPBalloonInfo(v)
+	b.Raw = append(json.RawMessage(nil), data...)
+	return nil
+}
+
+// MarshalJSON writes Raw if set, else the decoded members.
+func (b QMPBalloonInfo) MarshalJSON() ([]byte, error) {
+	if len(b.Raw) > 0 {
+		return b.Raw, nil
+	}
+	return json.Marshal(qmpBalloonInfo(b))
+}
+
+// QMPMachineInfo is one entry of query-machines. IsCurrent and PVEVersion
+// exist only in pve-qemu.
+type QMPMachineInfo struct {
+	Name       string `json:"name"`
+	Alias      string `json:"alias,omitempty"`
+	IsDefault  bool   `json:"is-default,omitempty"`
+	IsCurrent  bool   `json:"is-current,omitempty"`
+	PVEVersion string `json:"pve-version,omitempty"`
+	Deprecated bool   `json:"deprecated,omitempty"`
+	CPUMax     int    `json:"cpu-max"`
+}
+
+// QueryBlockstats runs query-blockstats.
+func (c *QMPClient) QueryBlockstats(ctx context.Context) ([]QMPBlockStats, error) {
+	var s []QMPBlockStats
+	err := c.Execute(ctx, "query-blockstats", nil, &s)
+	return s, err
+}
+
+// QueryBalloon runs query-balloon. Without a balloon device QEMU answers
+// with a QMPError of class DeviceNotActive.
+func (c *QMPClient) QueryBalloon(ctx context.Context) (QMPBalloonInfo, error) {
+	var b QMPBalloonInfo
+	err := c.Execute(ctx, "query-balloon", nil, &b)
+	return b, err
+}
+
+// QueryMachines runs query-machines: every machine type the binary knows.
+func (c *QMPClient) QueryMachines(ctx context.Context) ([]QMPMachineInfo, error) {
+	var m []QMPMachineInfo
+	err := c.Execute(ctx, "query-machines", nil, &m)
+	return m, err
+}

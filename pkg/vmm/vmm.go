@@ -1,8 +1,9 @@
 // Package vmm runs the QEMU processes of VMs on this node: it builds the
 // command line with pkg/qemu, starts QEMU as a detached child (own process
 // group, not tied to the caller's context), drives it over QMP (stop,
-// shutdown, suspend, resume, reset), reports its state from /proc and QMP,
-// and notices when a QEMU process exits on its own.
+// shutdown, suspend, resume, reset), reports its state from /proc and QMP
+// (Status, and Stats with the figures of PVE's status/current), and
+// notices when a QEMU process exits on its own.
 //
 // Files per VM in Config.RunDir: VMID.qmp (QMP socket), VMID.pid (written
 // by QEMU's -pidfile), VMID.vnc (VNC socket), VMID.log (QEMU's output,
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +60,11 @@ type Config struct {
 	// Died, if set, is called (from a goroutine of the Manager) when a QEMU
 	// process exits, whether asked to or not, after its files are removed.
 	Died func(vmid int, err error)
+	// StatsTimeout bounds each QMP exchange of Stats (the connection
+	// handshake and each command); default DefaultStatsTimeout.
+	StatsTimeout time.Duration
+	// Now returns the current time for Stats' CPU rate (default time.Now).
+	Now func() time.Time
 }
 
 // State is what /proc and QMP say about a VM's QEMU process.
@@ -83,10 +90,15 @@ type Manager struct {
 	cfg   Config
 	locks sync.Map // vmid -> *sync.Mutex
 
-	mu       sync.Mutex
-	procs    map[int]*proc // processes this Manager started
-	starting map[int]bool  // Start in progress
-	adopted  map[int]int   // vmid -> pid of processes found via pid file
+	hostCPUs   int    // for Stats' CPU rate window
+	cgroupRoot string // where cgroup file systems are mounted
+	procNetDev string // the interface counters file
+
+	mu       sync.Mutex        // guards the maps below
+	procs    map[int]*proc     // processes this Manager started
+	starting map[int]bool      // Start in progress
+	adopted  map[int]int       // vmid -> pid of processes found via pid file
+	samples  map[int]cpuSample // vmid -> last CPU sample of Stats, running VMs only
 }
 
 // New returns a Manager for cfg.
@@ -95,7 +107,7 @@ func New(cfg Config) *Manager {
 		cfg.RunDir = qemu.DefaultRunDir
 	}
 	if cfg.QEMUBinary == "" {
-		cfg.QEMUBinary = "qemu-system-x86_64"
+		cfg.QEMUBinary = defaultBinary
 	}
 	if cfg.KVM == nil {
 		cfg.KVM = func() bool {
@@ -107,7 +119,22 @@ func New(cfg Config) *Manager {
 			return true
 		}
 	}
-	return &Manager{cfg: cfg, procs: map[int]*proc{}, starting: map[int]bool{}, adopted: map[int]int{}}
+	if cfg.StatsTimeout <= 0 {
+		cfg.StatsTimeout = DefaultStatsTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Manager{
+		cfg:        cfg,
+		hostCPUs:   runtime.NumCPU(),
+		cgroupRoot: "/sys/fs/cgroup",
+		procNetDev: "/proc/net/dev",
+		procs:      map[int]*proc{},
+		starting:   map[int]bool{},
+		adopted:    map[int]int{},
+		samples:    map[int]cpuSample{},
+	}
 }
 
 // Lock takes the per-VM lock of vmid and returns its release. Callers hold
@@ -248,6 +275,7 @@ func (m *Manager) Start(ctx context.Context, cfg *qemu.Config) (err error) {
 		mine := m.procs[vmid] == p
 		if mine {
 			delete(m.procs, vmid)
+			delete(m.samples, vmid)
 			m.cleanup(vmid)
 		}
 		m.mu.Unlock()
@@ -345,6 +373,21 @@ func (m *Manager) Status(ctx context.Context, vmid int) (State, error) {
 	if err != nil {
 		return State{}, nil // exited meanwhile
 	}
+	s := procState(pid, st)
+	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if c, err := qemu.DialQMP(qctx, m.QMPSocket(vmid)); err == nil {
+		if qs, err := c.QueryStatus(qctx); err == nil {
+			s.QMPStatus = qs.Status
+		}
+		c.Close()
+	}
+	return s, nil
+}
+
+// procState fills State from /proc/PID/stat (st), /proc/uptime and
+// /proc/PID/status; QMPStatus is left empty.
+func procState(pid int, st procStat) State {
 	s := State{Running: true, PID: pid, CPUTime: ticks(st.utime + st.stime), VSize: st.vsize}
 	if up, err := sysUptime(); err == nil {
 		s.Uptime = up - ticks(st.starttime)
@@ -371,15 +414,7 @@ func (m *Manager) Status(ctx context.Context, vmid int) (State, error) {
 			}
 		}
 	}
-	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if c, err := qemu.DialQMP(qctx, m.QMPSocket(vmid)); err == nil {
-		if qs, err := c.QueryStatus(qctx); err == nil {
-			s.QMPStatus = qs.Status
-		}
-		c.Close()
-	}
-	return s, nil
+	return s
 }
 
 // Suspend pauses the VM's CPUs (QMP stop).
@@ -486,6 +521,7 @@ func (m *Manager) stopped(vmid, pid int) error {
 		delete(m.procs, vmid)
 	}
 	delete(m.adopted, vmid)
+	delete(m.samples, vmid)
 	m.cleanup(vmid)
 	m.mu.Unlock()
 	return nil
@@ -558,6 +594,7 @@ func (m *Manager) scan() {
 			continue
 		}
 		delete(m.adopted, vmid)
+		delete(m.samples, vmid)
 		m.cleanup(vmid)
 		died = append(died, vmid)
 	}
@@ -565,6 +602,7 @@ func (m *Manager) scan() {
 	for vmid := range m.adopted {
 		if !seen[vmid] && m.procs[vmid] == nil && m.runningPID(vmid) == 0 {
 			delete(m.adopted, vmid)
+			delete(m.samples, vmid)
 			m.cleanup(vmid)
 			died = append(died, vmid)
 		}

@@ -30,6 +30,12 @@ sockets: 1
 // with a tiny raw disk; it skips without qemu-system-x86_64.
 func setup(t *testing.T, vmid int, died func(int, error)) (*Manager, *qemu.Config) {
 	t.Helper()
+	return setupDisk(t, vmid, died, "raw")
+}
+
+// setupDisk is setup with a disk image of the given format (raw, qcow2).
+func setupDisk(t *testing.T, vmid int, died func(int, error), format string) (*Manager, *qemu.Config) {
+	t.Helper()
 	bin, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
 		t.Skip("qemu-system-x86_64 not installed")
@@ -43,14 +49,14 @@ func setup(t *testing.T, vmid int, died func(int, error)) (*Manager, *qemu.Confi
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	disk := filepath.Join(t.TempDir(), "disk.raw")
-	if out, err := exec.Command(img, "create", "-f", "raw", disk, "1M").CombinedOutput(); err != nil {
+	disk := filepath.Join(t.TempDir(), "disk."+format)
+	if out, err := exec.Command(img, "create", "-f", format, disk, "1M").CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img: %v: %s", err, out)
 	}
 	m := New(Config{
 		RunDir: dir, QEMUBinary: bin, Upstream: true, NetBackend: "user",
 		KVM:           func() bool { return false },
-		ResolveVolume: func(string) (string, string, error) { return disk, "raw", nil },
+		ResolveVolume: func(string) (string, string, error) { return disk, format, nil },
 		Died:          died,
 	})
 	cfg, err := qemu.Parse(vmid, []byte(sprintf(testConf, vmid)))
