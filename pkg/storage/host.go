@@ -6,16 +6,20 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"github.com/pvenode/pvenode/pkg/pvefs"
 )
+
+// ConfigReader reads files of the config root (a *pvefs.Root); the
+// package takes only this, so that it stays free of the config root.
+type ConfigReader interface {
+	ReadFileOrEmpty(name string) ([]byte, error)
+}
 
 // Host is this node's view of the cluster's storages: storage.cfg read
 // through the config root, and the plugin of each section, for the callers
 // that work with volume IDs (guest disks) rather than storage sections.
 type Host struct {
 	// Root is the config root holding storage.cfg.
-	Root *pvefs.Root
+	Root ConfigReader
 	// Node is this node's name (storages restricted to other nodes are not
 	// available here).
 	Node string
