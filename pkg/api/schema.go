@@ -123,6 +123,10 @@ func (s *Schema) Min(min float64) *Schema { s.Minimum = &min; return s }
 // Def sets the default.
 func (s *Schema) Def(v any) *Schema { s.Default = v; return s }
 
+// NullDefault returns the Default of a schema whose default PVE declares
+// as undef (it dumps as "default": null).
+func NullDefault() json.RawMessage { return json.RawMessage("null") }
+
 // Enums sets the enumeration.
 func (s *Schema) Enums(v ...string) *Schema { s.Enum = v; return s }
 

@@ -207,6 +207,17 @@ func (m *Manager) Start(ctx context.Context, cfg *qemu.Config) (err error) {
 	}
 	vmid := cfg.VMID
 	m.mu.Lock()
+	if p := m.procs[vmid]; p != nil && !alive(p.pid) {
+		// Exited (killed from outside, or quit) but not reaped yet: wait
+		// for the reaper, which is about to remove it.
+		m.mu.Unlock()
+		select {
+		case <-p.exited:
+		case <-ctx.Done():
+			return fmt.Errorf("start VM %d: %w", vmid, ctx.Err())
+		}
+		m.mu.Lock()
+	}
 	if m.starting[vmid] || m.procs[vmid] != nil || m.runningPID(vmid) != 0 {
 		m.mu.Unlock()
 		return fmt.Errorf("start VM %d: %w", vmid, ErrRunning)
@@ -270,15 +281,16 @@ func (m *Manager) Start(ctx context.Context, cfg *qemu.Config) (err error) {
 		if logFile != nil {
 			logFile.Close()
 		}
-		close(p.exited)
 		m.mu.Lock()
-		mine := m.procs[vmid] == p
-		if mine {
+		if m.procs[vmid] == p {
 			delete(m.procs, vmid)
 			delete(m.samples, vmid)
 			m.cleanup(vmid)
 		}
 		m.mu.Unlock()
+		// Closed after the entry is gone, so that a Start waiting for a
+		// dead process (see Start) finds the VM free.
+		close(p.exited)
 		if m.cfg.Died != nil {
 			m.cfg.Died(vmid, p.err)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/api2/cluster"
 	"github.com/pvenode/pvenode/pkg/api2/nodes"
 	"github.com/pvenode/pvenode/pkg/api2/pools"
+	"github.com/pvenode/pvenode/pkg/api2/qemuapi"
 	"github.com/pvenode/pvenode/pkg/api2/root"
 )
 
@@ -18,15 +19,21 @@ type Deps struct {
 	Access  access.Deps
 	Cluster cluster.Deps
 	Pools   pools.Deps
+	// Qemu may be nil (schema dump, conformance).
+	Qemu *qemuapi.Deps
 }
 
 // Registry returns the registry of every declared method.
 func Registry(d Deps) *api.Registry {
+	if d.Qemu == nil {
+		d.Qemu = &qemuapi.Deps{}
+	}
 	return api.NewRegistry(
 		root.Methods(),
 		nodes.Methods(d.Nodes),
 		access.Methods(d.Access),
 		cluster.Methods(d.Cluster),
 		pools.Methods(d.Pools),
+		qemuapi.Methods(d.Qemu),
 	)
 }

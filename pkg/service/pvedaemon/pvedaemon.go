@@ -15,10 +15,13 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/api2/qemuapi"
 	"github.com/pvenode/pvenode/pkg/storage"
+	"github.com/pvenode/pvenode/pkg/vmm"
 
 	"github.com/pvenode/pvenode/pkg/tasks"
 
@@ -79,8 +82,12 @@ type Service struct {
 	mux    *apimux.Server
 	// tasks runs the node's worker tasks (LogDir/pve/tasks, PVE's layout).
 	tasks *tasks.Manager
-	srv   *http.Server
-	auth  *access.Authenticator
+	// vms runs the node's QEMU processes (RunDir/qemu-server); stopWatch
+	// ends its watch of adopted processes.
+	vms       *vmm.Manager
+	stopWatch context.CancelFunc
+	srv       *http.Server
+	auth      *access.Authenticator
 	// audit records the calls made on 127.0.0.1:85 (pveproxy records the
 	// ones it forwards): LogDir/pvedaemon/audit.log, see docs/audit.md.
 	audit *audit.Logger
@@ -145,6 +152,10 @@ func (s *Service) Listen(ctx context.Context) error {
 		return err
 	}
 	nodeIP := nodename.Address(ctx, s.node)
+	store := &storage.Host{Root: root, Node: s.node,
+		Dir:       storage.DirOptions{LockDir: filepath.Join(s.env.Paths.LockDir, "pve-manager")},
+		LocalPath: localStoragePath(s.env.Paths)}
+	qemuDeps := s.newVMs(ctx, root, store)
 	reg := tree.Registry(tree.Deps{
 		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }, Root: root},
 		Nodes: nodes.Deps{
@@ -152,12 +163,11 @@ func (s *Service) Listen(ctx context.Context) error {
 			Privs:       s.auth,
 			Fingerprint: func() string { return nodeFingerprint(root, s.node) },
 			Tasks:       s.tasks,
-			Storage: &nodes.StorageDeps{Config: root,
-				Dir:       storage.DirOptions{LockDir: filepath.Join(s.env.Paths.LockDir, "pve-manager")},
-				LocalPath: localStoragePath(s.env.Paths)},
+			Storage:     &nodes.StorageDeps{Config: root, Dir: store.Dir, LocalPath: store.LocalPath},
 		},
 		Access: accessapi.Deps{Access: s.auth, Log: s.log, Root: root, Guard: loginguard.New(loginguard.Config{})},
 		Pools:  pools.Deps{Access: s.auth, Root: root},
+		Qemu:   qemuDeps,
 	})
 	apiSrv, err := api.NewServer(api.Config{
 		Registry: reg, Auth: s.auth, Mode: api.ModeDaemon, NodeName: s.node, Log: s.log,
@@ -314,8 +324,41 @@ func (s *Service) tokenCheck(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// newVMs builds the VM manager and the VM methods' collaborators. QEMU is
+// probed once for its version and build; a missing QEMU leaves the VM
+// methods working on configs, and starts fail with the exec error.
+func (s *Service) newVMs(ctx context.Context, root *pvefs.Root, store *storage.Host) *qemuapi.Deps {
+	bin, err := vmm.ProbeBinary(ctx, "")
+	if err != nil {
+		s.log.Warn("QEMU not usable, VMs cannot start", "err", err)
+		bin.Upstream = true
+	} else {
+		s.log.Info("QEMU", "version", bin.Version, "upstream", bin.Upstream)
+	}
+	s.vms = vmm.New(vmm.Config{
+		RunDir:        filepath.Join(s.env.Paths.RunDir, "qemu-server"),
+		ResolveVolume: store.Resolve,
+		Upstream:      bin.Upstream,
+		// No bridges or pve-bridge scripts are assumed: NICs use QEMU's
+		// user-mode network (see docs/vms.md).
+		NetBackend: "user",
+		Died: func(vmid int, err error) {
+			s.log.Info("QEMU process ended", "vmid", vmid, "err", err)
+		},
+	})
+	return &qemuapi.Deps{
+		Config: root, Privs: s.auth, Tasks: s.tasks, VMs: s.vms, Storage: store,
+		QEMUVersion: func() string { return bin.Version },
+		HostCPUs:    runtime.NumCPU(),
+		Log:         s.log,
+	}
+}
+
 // Serve serves on the TCP and the Unix socket until Shutdown.
 func (s *Service) Serve(ctx context.Context) error {
+	wctx, stop := context.WithCancel(context.Background())
+	s.stopWatch = stop
+	go s.vms.Watch(wctx, 2*time.Second)
 	errc := make(chan error, 3)
 	for _, ln := range []net.Listener{s.ln, s.unixLn} {
 		go func(ln net.Listener) { errc <- s.srv.Serve(ln) }(ln)
@@ -353,6 +396,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	}
 	if cerr := s.audit.Close(); cerr != nil && err == nil {
 		err = cerr
+	}
+	if s.stopWatch != nil {
+		s.stopWatch()
 	}
 	// Tasks end with the process (PVE's workers are processes of their
 	// own and survive it); what is left running is settled at next start.

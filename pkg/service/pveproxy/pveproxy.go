@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pvenode/pvenode/pkg/api2/pools"
+	"github.com/pvenode/pvenode/pkg/api2/qemuapi"
 
 	"github.com/spf13/pflag"
 
@@ -201,6 +202,9 @@ func (s *Service) Listen(ctx context.Context) error {
 		},
 		Access: accessapi.Deps{Access: auth, Log: s.log, Root: root},
 		Pools:  pools.Deps{Access: auth, Root: root},
+		// The unprotected VM methods (config, pending, indexes) read the
+		// config root; the others are forwarded to pvedaemon.
+		Qemu: &qemuapi.Deps{Config: root, Privs: auth},
 	})
 	apiSrv, err := api.NewServer(api.Config{
 		Registry: reg, Auth: auth, Mode: api.ModeProxy, NodeName: s.node, Log: s.log,
