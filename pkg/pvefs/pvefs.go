@@ -97,10 +97,41 @@ func (r *Root) MkdirAll(name string, perm fs.FileMode) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(p, perm); err != nil {
-		return fmt.Errorf("mkdir %s: %w", name, err)
+	// Create level by level, each new directory with its parent's group
+	// (see WriteFile).
+	var missing []string
+	for d := p; d != r.dir; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		d := missing[i]
+		if err := os.Mkdir(d, perm); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("mkdir %s: %w", name, err)
+		}
+		if gid, ok := groupOf(filepath.Dir(d)); ok {
+			_ = os.Lchown(d, -1, gid)
+		}
+	}
+	if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+		return fmt.Errorf("mkdir %s: not a directory", name)
 	}
 	return nil
+}
+
+// groupOf returns the group of path.
+func groupOf(path string) (int, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Gid), true
 }
 
 // Remove deletes the file name; a missing file is not an error.
@@ -143,11 +174,15 @@ func (r *Root) WriteFile(name string, data []byte, perm fs.FileMode) error {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	// Keep the owner and group of the file being replaced, so that a file a
-	// daemon running as www-data must read stays readable after root writes it.
+	// daemon running as www-data must read stays readable after root writes
+	// it; a new file gets its directory's group, as every file of pmxcfs
+	// has the group www-data (private directories are root's).
 	if fi, err := os.Stat(p); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			_ = tmp.Chown(int(st.Uid), int(st.Gid))
 		}
+	} else if gid, ok := groupOf(dir); ok {
+		_ = tmp.Chown(-1, gid)
 	}
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -214,6 +215,39 @@ func TestUpdateRemovesStaleTemps(t *testing.T) {
 	for p, want := range map[string]bool{stale: false, fresh: true, other: true} {
 		if _, err := os.Stat(p); (err == nil) != want {
 			t.Errorf("%s: exists %v, want %v", filepath.Base(p), err == nil, want)
+		}
+	}
+}
+
+// TestNewFilesTakeTheDirectoryGroup: directories and files created through
+// the root get the group of their parent, as every pmxcfs file is
+// root:www-data, so that pveproxy (www-data) reads what pvedaemon writes.
+func TestNewFilesTakeTheDirectoryGroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files another group")
+	}
+	const gid = 4242
+	dir := t.TempDir()
+	if err := os.Chown(dir, 0, gid); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.MkdirAll("nodes/n1/qemu-server", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteFile("nodes/n1/qemu-server/100.conf", []byte("memory: 128\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"nodes", "nodes/n1", "nodes/n1/qemu-server", "nodes/n1/qemu-server/100.conf"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := fi.Sys().(*syscall.Stat_t).Gid; g != gid {
+			t.Errorf("%s: group %d, want %d", name, g, gid)
 		}
 	}
 }
