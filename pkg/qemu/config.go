@@ -52,8 +52,6 @@ var (
 	snapshotHdrRE = regexp.MustCompile(`(?i)^\[([a-z][a-z0-9_\-]+)\]\s*$`)
 	anyHdrRE      = regexp.MustCompile(`^\[([^\]]*)\]\s*$`)
 	descrLineRE   = regexp.MustCompile(`^description:\s*(.*\S)\s*$`)
-	keyLineRE     = regexp.MustCompile(`^([a-z][a-z_\-]*\d*):\s*(.+?)\s*$`)
-	blankRE       = regexp.MustCompile(`^\s*$`)
 )
 
 // Parse reads a VM config as PVE's parse_vm_config does, in its strict mode:
@@ -62,6 +60,37 @@ var (
 // file and line (PVE's lenient mode would warn and drop it; refusing keeps a
 // later write from losing data). Unknown keys are kept; values are kept as
 // written. "cdrom" is renamed to "ide2" as PVE does.
+// splitKeyLine splits a "key: value" line as the pattern
+// ^([a-z][a-z_-]*\d*):\s*(.+?)\s*$ does: the value loses its surrounding
+// white space, and of a value of only white space the last character stays
+// (which Parse refuses).
+func splitKeyLine(line string) (key, value string, ok bool) {
+	i := 0
+	if i >= len(line) || line[i] < 'a' || line[i] > 'z' {
+		return "", "", false
+	}
+	for i < len(line) && (line[i] >= 'a' && line[i] <= 'z' || line[i] == '_' || line[i] == '-') {
+		i++
+	}
+	for i < len(line) && line[i] >= '0' && line[i] <= '9' {
+		i++
+	}
+	if i >= len(line) || line[i] != ':' || i+1 >= len(line) {
+		return "", "", false
+	}
+	key, rest := line[:i], line[i+1:]
+	value = strings.TrimFunc(rest, isSpace)
+	if value == "" {
+		value = rest[len(rest)-1:] // the pattern's lazy group keeps one
+	}
+	return key, value, true
+}
+
+// isSpace is the \s of Go's regexp (RE2): space, \t, \n, \f and \r.
+func isSpace(r rune) bool {
+	return r == ' ' || r == '\t' || r == '\n' || r == '\f' || r == '\r'
+}
+
 func Parse(vmid int, data []byte) (*Config, error) {
 	file := fmt.Sprintf("%d.conf", vmid)
 	c := &Config{VMID: vmid, Props: Props{}, Pending: Props{}, Special: map[string]Props{}, Snapshots: map[string]Props{}}
@@ -88,52 +117,55 @@ func Parse(vmid int, data []byte) (*Config, error) {
 		fail := func(format string, a ...any) error {
 			return &ParseError{File: file, Line: lineNo, Msg: fmt.Sprintf(format, a...)}
 		}
-		if blankRE.MatchString(line) {
+		if strings.TrimFunc(line, isSpace) == "" {
 			continue
 		}
-		if pendingHdrRE.MatchString(line) {
-			finish()
-			if seenPending {
-				return nil, fail("duplicate section: pending")
+		if line[0] == '[' { // section headers; the common key lines skip the regexes
+			if pendingHdrRE.MatchString(line) {
+				finish()
+				if seenPending {
+					return nil, fail("duplicate section: pending")
+				}
+				seenPending = true
+				cur, curIsPending = c.Pending, true
+				continue
 			}
-			seenPending = true
-			cur, curIsPending = c.Pending, true
-			continue
-		}
-		if m := specialHdrRE.FindStringSubmatch(line); m != nil {
-			finish()
-			if _, dup := c.Special[m[1]]; dup {
-				return nil, fail("duplicate special section: %s", m[1])
+			if m := specialHdrRE.FindStringSubmatch(line); m != nil {
+				finish()
+				if _, dup := c.Special[m[1]]; dup {
+					return nil, fail("duplicate special section: %s", m[1])
+				}
+				cur, curIsPending = Props{}, false
+				c.Special[m[1]] = cur
+				continue
 			}
-			cur, curIsPending = Props{}, false
-			c.Special[m[1]] = cur
-			continue
-		}
-		if m := snapshotHdrRE.FindStringSubmatch(line); m != nil {
-			finish()
-			if _, dup := c.Snapshots[m[1]]; dup {
-				return nil, fail("duplicate snapshot section: %s", m[1])
+			if m := snapshotHdrRE.FindStringSubmatch(line); m != nil {
+				finish()
+				if _, dup := c.Snapshots[m[1]]; dup {
+					return nil, fail("duplicate snapshot section: %s", m[1])
+				}
+				cur, curIsPending = Props{}, false
+				c.Snapshots[m[1]] = cur
+				continue
 			}
-			cur, curIsPending = Props{}, false
-			c.Snapshots[m[1]] = cur
-			continue
-		}
-		if m := anyHdrRE.FindStringSubmatch(line); m != nil {
-			return nil, fail("unknown section: '%s'", m[1])
+			if m := anyHdrRE.FindStringSubmatch(line); m != nil {
+				return nil, fail("unknown section: '%s'", m[1])
+			}
 		}
 		if strings.HasPrefix(line, "#") {
 			addDescr(decodeText(line[1:]) + "\n")
 			continue
 		}
-		if m := descrLineRE.FindStringSubmatch(line); m != nil {
-			addDescr(decodeText(m[1]))
-			continue
+		if strings.HasPrefix(line, "description:") {
+			if m := descrLineRE.FindStringSubmatch(line); m != nil {
+				addDescr(decodeText(m[1]))
+				continue
+			}
 		}
-		m := keyLineRE.FindStringSubmatch(line)
-		if m == nil {
+		key, value, ok := splitKeyLine(line)
+		if !ok {
 			return nil, fail("unable to parse config: %s", line)
 		}
-		key, value := m[1], m[2]
 		if key == "delete" && !curIsPending {
 			return nil, fail("property 'delete' is only allowed in [PENDING]")
 		}

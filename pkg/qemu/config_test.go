@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -280,4 +281,23 @@ func TestAccessors(t *testing.T) {
 	if m, _ := (Props{}).Memory(); m != 512 {
 		t.Errorf("default Memory() = %d", m)
 	}
+}
+
+// keyLineRE is the pattern splitKeyLine implements by hand.
+var keyLineRE = regexp.MustCompile(`^([a-z][a-z_\-]*\d*):\s*(.+?)\s*$`)
+
+func FuzzSplitKeyLine(f *testing.F) {
+	for _, s := range []string{"memory: 128", "scsi0: local:1,size=4G  ", "a:", "a: ", "a:\t\tb\t", "net10:x", "Ab: c", "a-b_c9: d", "9a: b", "a9b: c", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if strings.Contains(line, "\n") {
+			return
+		}
+		k, v, ok := splitKeyLine(line)
+		m := keyLineRE.FindStringSubmatch(line)
+		if ok != (m != nil) || ok && (k != m[1] || v != m[2]) {
+			t.Errorf("%q: split (%q, %q, %v), regexp %q", line, k, v, ok, m)
+		}
+	})
 }

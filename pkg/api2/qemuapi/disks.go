@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/qemu"
@@ -22,9 +23,12 @@ import (
 // disk.
 var newDiskRe = regexp.MustCompile(`^(([^/:\s]+):)?(\d+(\.\d+)?)$`)
 
+// driveKeys is the set of qemu.DriveKeys, built once and never modified.
+var driveKeys = sync.OnceValue(func() map[string]bool { return set(qemu.DriveKeys()...) })
+
 // isDriveKey reports whether key is a disk or CD-ROM slot (not unusedN).
 func isDriveKey(key string) bool {
-	return slices.Contains(qemu.DriveKeys(), key)
+	return driveKeys()[key]
 }
 
 // isUnusedKey reports whether key is unusedN.

@@ -34,7 +34,7 @@ const (
 // config root in a temporary directory, a real Authenticator, task
 // manager, qemu-img and QEMU (TCG), and a dir storage "store".
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *api.Server
 	auth  *access.Authenticator
 	root  *pvefs.Root
@@ -44,7 +44,7 @@ type env struct {
 	login map[string]*access.LoginResult
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	for _, bin := range []string{"qemu-system-x86_64", "qemu-img"} {
 		if _, err := exec.LookPath(bin); err != nil {
