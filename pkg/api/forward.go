@@ -100,6 +100,20 @@ func (f *Forwarder) send(ctx context.Context, method, uri, host string, h http.H
 // Forward sends the call to pvedaemon and relays its answer.
 func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, body []byte, id Identity, clientIP netip.Addr) {
 	ctx := r.Context()
+	resp, err := f.send(ctx, r.Method, r.URL.RequestURI(), r.Host, f.header(r, id, clientIP), body)
+	if err != nil {
+		if ctx.Err() != nil {
+			return // the client went away
+		}
+		f.log.Error("forward to pvedaemon failed", "addr", f.addr, "err", err)
+		WriteError(w, r, http.StatusInternalServerError, "proxy request to pvedaemon failed: "+shortErr(err)+"\n")
+		return
+	}
+	f.relay(w, r, resp)
+}
+
+// header returns the header fields of a call forwarded to pvedaemon.
+func (f *Forwarder) header(r *http.Request, id Identity, clientIP netip.Addr) http.Header {
 	h := make(http.Header, 8)
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		h["Content-Type"] = []string{ct}
@@ -117,16 +131,12 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, body []byte,
 	}
 	// Compression happens once, at the edge (pveproxy), not on loopback.
 	h["Accept-Encoding"] = []string{"identity"}
+	return h
+}
 
-	resp, err := f.send(ctx, r.Method, r.URL.RequestURI(), r.Host, h, body)
-	if err != nil {
-		if ctx.Err() != nil {
-			return // the client went away
-		}
-		f.log.Error("forward to pvedaemon failed", "addr", f.addr, "err", err)
-		WriteError(w, r, http.StatusInternalServerError, "proxy request to pvedaemon failed: "+shortErr(err)+"\n")
-		return
-	}
+// relay writes pvedaemon's answer resp to w and closes its body.
+func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, resp *http.Response) {
+	ctx := r.Context()
 	defer resp.Body.Close()
 	if f.afterWrite != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		f.afterWrite()

@@ -37,8 +37,13 @@ type Method struct {
 	// AdditionalParams allows parameters not declared (PVE's
 	// additionalProperties = 1); it is rare.
 	AdditionalParams bool
-	Returns          *Schema
-	Handle           HandlerFunc
+	// Upload marks a file upload (PVE's storage upload): the body is
+	// multipart/form-data whose parts before the file are parameters and
+	// whose `filename` part is the file, streamed to the handler as
+	// Request.Upload rather than read whole (see stream.go).
+	Upload  bool
+	Returns *Schema
+	Handle  HandlerFunc
 }
 
 // Request is what a handler gets: the validated parameters, the caller and
@@ -49,6 +54,8 @@ type Request struct {
 	Identity Identity
 	ClientIP netip.Addr
 	NodeName string // this node
+	// Upload is the file of a method declared with Upload; nil otherwise.
+	Upload *Upload
 }
 
 // Identity is an authenticated caller.

@@ -68,8 +68,12 @@ type Config struct {
 	Forward *Forwarder
 	// AuthFailDelay is how long a 401 is held back (PVE: 3 s); default 3 s.
 	AuthFailDelay time.Duration
-	// MaxBody bounds request bodies (PVE: 512 KiB); default 512 KiB.
+	// MaxBody bounds request bodies (PVE: 512 KiB); default 512 KiB. For
+	// uploads (Method.Upload) it bounds the parameters before the file.
 	MaxBody int64
+	// UploadIdleTimeout is how long an upload's body may stall;
+	// default DefaultUploadIdleTimeout.
+	UploadIdleTimeout time.Duration
 	// ClientIP returns the client address of r; default: the peer address.
 	ClientIP func(r *http.Request) netip.Addr
 	// SetUser records the authenticated id for the access log; optional.
@@ -103,6 +107,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBody == 0 {
 		cfg.MaxBody = 512 << 10
+	}
+	if cfg.UploadIdleTimeout <= 0 {
+		cfg.UploadIdleTimeout = DefaultUploadIdleTimeout
 	}
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = PeerAddr
@@ -342,11 +349,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathPa
 	clientIP := s.cfg.ClientIP(r)
 	write := isWrite(r.Method)
 	oc.login = write && m.HTTP == http.MethodPost && m.Path == "/access/ticket"
-	body, err := readBody(r, s.cfg.MaxBody)
-	if err != nil {
-		return nil, nil, err
+	var body []byte
+	var raw rawParams
+	var up *Upload
+	var err error
+	if m.Upload {
+		raw, up, err = s.readUpload(w, r, m)
+	} else if body, err = readBody(r, s.cfg.MaxBody); err == nil {
+		raw, err = parseBody(r.Header.Get("Content-Type"), body)
 	}
-	raw, err := parseBody(r.Header.Get("Content-Type"), body)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -374,7 +385,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathPa
 
 	var id Identity
 	if m.Permissions.User != "world" {
-		id, err = s.authenticate(r, clientIP, oc)
+		// PVE skips the CSRF check for uploads: its web UI sends none
+		// with them (a plain FormData XHR).
+		id, err = s.authenticate(r, clientIP, oc, !m.Upload)
 		if err != nil {
 			s.delayAuthFailure(r.Context(), err, time.Time{})
 			return nil, nil, err
@@ -416,7 +429,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathPa
 
 	if m.Protected && s.cfg.Mode == ModeProxy {
 		aw := &auditWriter{ResponseWriter: w}
-		s.cfg.Forward.Forward(aw, r, body, id, clientIP)
+		if up != nil {
+			s.cfg.Forward.ForwardUpload(aw, r, up, id, clientIP)
+		} else {
+			s.cfg.Forward.Forward(aw, r, body, id, clientIP)
+		}
 		oc.status, oc.reason = aw.outcome()
 		return nil, nil, errForwarded
 	}
@@ -426,7 +443,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathPa
 	if write && (s.cfg.Audit != nil || s.cfg.FromProxy != nil) {
 		ctx, note = audit.WithNote(ctx) // for a reason known deep inside (a login's)
 	}
-	req := &Request{Method: m, Params: params, Identity: id, ClientIP: clientIP, NodeName: s.cfg.NodeName}
+	req := &Request{Method: m, Params: params, Identity: id, ClientIP: clientIP, NodeName: s.cfg.NodeName, Upload: up}
 	data, err := m.Handle(ctx, req)
 	oc.reason = note.Reason() // for a success: what the call noted (a half login)
 	if err != nil {
@@ -496,9 +513,10 @@ func refused(oc *outcome, err error, user, reason string) {
 }
 
 // authenticate identifies the caller from the cookie, the Authorization
-// header ticket or an API token, in PVE's order. On failure it records the
+// header ticket or an API token, in PVE's order, checking a ticket's CSRF
+// token in pveproxy for writes when csrf is set. On failure it records the
 // reason in oc.
-func (s *Server) authenticate(r *http.Request, clientIP netip.Addr, oc *outcome) (Identity, error) {
+func (s *Server) authenticate(r *http.Request, clientIP netip.Addr, oc *outcome, csrf bool) (Identity, error) {
 	tk := ""
 	if c := r.Header.Get("Cookie"); c != "" {
 		tk, _ = ticket.ExtractCookie(c, CookieName)
@@ -514,7 +532,7 @@ func (s *Server) authenticate(r *http.Request, clientIP netip.Addr, oc *outcome)
 			refused(oc, err, "", "invalid ticket")
 			return Identity{}, &Error{Status: http.StatusUnauthorized, Message: MsgAuthFailed}
 		}
-		if s.cfg.Mode == ModeProxy && r.Method != http.MethodGet {
+		if csrf && s.cfg.Mode == ModeProxy && r.Method != http.MethodGet {
 			csrf := r.Header.Get(HeaderCSRF)
 			if err := s.cfg.Auth.VerifyCSRF(userid, csrf); err != nil {
 				if csrf == "" {

@@ -103,7 +103,7 @@ func (d Deps) list(ctx context.Context, r *api.Request) (any, error) {
 }
 
 // nodeChildren lists the children of /nodes/{node} this build implements.
-var nodeChildren = api.DirIndex("name", "status", "storage", "tasks")
+var nodeChildren = api.DirIndex("name", "qemu", "status", "storage", "tasks")
 
 func nodeIndex(ctx context.Context, r *api.Request) (any, error) {
 	if n := r.Params.Get("node"); n != r.NodeName && n != "localhost" {

@@ -32,6 +32,9 @@ type StorageDeps struct {
 	// (/var/lib/vz) when set: the embedded installation under a prefix
 	// keeps its images there instead of on the host.
 	LocalPath string
+	// MaxUpload bounds an uploaded file (bytes) below the target's free
+	// space, which always bounds it; 0 for no other bound.
+	MaxUpload int64
 }
 
 func (d Deps) storageMethods() []api.Method {
@@ -88,7 +91,7 @@ func (d Deps) storageMethods() []api.Method {
 				"subdir": api.Str(),
 			})).WithLinks(api.Link{Href: "{subdir}", Rel: "child"}),
 			// The children this build implements (PVE lists eleven).
-			Handle: api.DirIndex("subdir", "content", "status"),
+			Handle: api.DirIndex("subdir", "content", "status", "upload"),
 		},
 		{
 			Name: "read_status", Path: "/nodes/{node}/storage/{storage}/status", HTTP: "GET",
@@ -183,6 +186,7 @@ func (d Deps) storageMethods() []api.Method {
 			}),
 			Handle: d.contentInfo,
 		},
+		d.uploadMethod(),
 	}
 }
 
