@@ -277,6 +277,16 @@ func TestRegistryRefusesBadDeclarations(t *testing.T) {
 		{"undeclared placeholder", []Method{{Name: "a", Path: "/a/{x}", HTTP: "GET", Handle: h}}},
 		{"bad verb", []Method{{Name: "a", Path: "/a", HTTP: "PATCH", Handle: h}}},
 		{"bad pattern", []Method{{Name: "a", Path: "/a", HTTP: "GET", Handle: h, Params: map[string]*Schema{"p": Str().Pat("(")}}}},
+		{"tail not last", []Method{{Name: "a", Path: "/a/{x}/b", HTTP: "GET", Handle: h, TailParam: true, Params: map[string]*Schema{"x": Str()}}}},
+		{"tail on a literal", []Method{{Name: "a", Path: "/a/b", HTTP: "GET", Handle: h, TailParam: true}}},
+		{"not and tail", []Method{
+			{Name: "b", Path: "/a/{x}", HTTP: "PUT", Handle: h, Params: map[string]*Schema{"x": Str()}},
+			{Name: "a", Path: "/a/{x}", HTTP: "GET", Handle: h, TailParam: true, Params: map[string]*Schema{"x": Str()}},
+		}},
+		{"tail and not", []Method{
+			{Name: "a", Path: "/a/{x}", HTTP: "GET", Handle: h, TailParam: true, Params: map[string]*Schema{"x": Str()}},
+			{Name: "b", Path: "/a/{x}", HTTP: "PUT", Handle: h, Params: map[string]*Schema{"x": Str()}},
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			defer func() {
@@ -286,6 +296,33 @@ func TestRegistryRefusesBadDeclarations(t *testing.T) {
 			}()
 			NewRegistry(tt.ms)
 		})
+	}
+}
+
+// TestTailParam: a tail placeholder takes the rest of the path, slashes
+// included, as PVE's fragmentDelimiter '' does for volume IDs.
+func TestTailParam(t *testing.T) {
+	h := func(context.Context, *Request) (any, error) { return nil, nil }
+	r := NewRegistry([]Method{
+		{Name: "v", Path: "/s/{storage}/content/{volume}", HTTP: "GET", Handle: h, TailParam: true,
+			Params: map[string]*Schema{"storage": Str(), "volume": Str()}},
+		{Name: "c", Path: "/s/{storage}/content", HTTP: "GET", Handle: h, Params: map[string]*Schema{"storage": Str()}},
+	})
+	for _, tc := range []struct {
+		path, volume string
+		found        bool
+	}{
+		{"/s/local/content/local:iso/x.iso", "local:iso/x.iso", true},
+		{"/s/local/content/local:100/vm-100-disk-0.qcow2", "local:100/vm-100-disk-0.qcow2", true},
+		{"/s/local/content/local:iso%2Fx.iso", "local:iso%2Fx.iso", true},
+		{"/s/local/content/a/b/c", "a/b/c", true},
+		{"/s/local/content", "", true},
+		{"/s/local/content/a//b", "", false},
+	} {
+		m, pp, found := r.Lookup("GET", segments(tc.path))
+		if found != tc.found || found && (m == nil || pp["volume"] != tc.volume || pp["storage"] != "local") {
+			t.Errorf("%s: %v %v %v; want volume %q", tc.path, m != nil, pp, found, tc.volume)
+		}
 	}
 }
 

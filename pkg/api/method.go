@@ -41,9 +41,13 @@ type Method struct {
 	// multipart/form-data whose parts before the file are parameters and
 	// whose `filename` part is the file, streamed to the handler as
 	// Request.Upload rather than read whole (see stream.go).
-	Upload  bool
-	Returns *Schema
-	Handle  HandlerFunc
+	Upload bool
+	// TailParam makes the path's last placeholder take the rest of the
+	// path, slashes included (PVE's fragmentDelimiter ''), as clients
+	// send volume IDs such as "local:iso/x.iso" unencoded.
+	TailParam bool
+	Returns   *Schema
+	Handle    HandlerFunc
 }
 
 // Request is what a handler gets: the validated parameters, the caller and

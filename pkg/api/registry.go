@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -18,8 +19,10 @@ type routeNode struct {
 	param    string // placeholder name
 	literal  map[string]*routeNode
 	variable *routeNode
-	methods  map[string]*Method
-	path     string
+	// tail: this placeholder takes the rest of the path (Method.TailParam).
+	tail    bool
+	methods map[string]*Method
+	path    string
 }
 
 // NewRegistry returns a registry of the given methods. It panics on a
@@ -53,7 +56,8 @@ func (r *Registry) add(m *Method) error {
 		}
 	}
 	n := r.root
-	for _, seg := range segments(m.Path) {
+	segs := segments(m.Path)
+	for i, seg := range segs {
 		if name, ok := placeholder(seg); ok {
 			if _, declared := m.Params[name]; !declared {
 				return fmt.Errorf("api: %s %s: placeholder {%s} is not a declared parameter", m.HTTP, m.Path, name)
@@ -64,7 +68,19 @@ func (r *Registry) add(m *Method) error {
 				return fmt.Errorf("api: %s %s: placeholder {%s} conflicts with {%s}", m.HTTP, m.Path, name, n.variable.param)
 			}
 			n = n.variable
+			last := i == len(segs)-1
+			switch {
+			case m.TailParam && last && !n.tail && (n.methods != nil || len(n.literal) > 0 || n.variable != nil):
+				return fmt.Errorf("api: %s %s: {%s} is a tail placeholder here but not for the other methods of the path", m.HTTP, m.Path, name)
+			case m.TailParam && last:
+				n.tail = true
+			case n.tail:
+				return fmt.Errorf("api: %s %s: {%s} takes the rest of the path for other methods", m.HTTP, m.Path, name)
+			}
 			continue
+		}
+		if m.TailParam && i == len(segs)-1 {
+			return fmt.Errorf("api: %s %s: TailParam needs a placeholder at the end", m.HTTP, m.Path)
 		}
 		c, ok := n.literal[seg]
 		if !ok {
@@ -96,7 +112,7 @@ func (n *routeNode) childPath(seg string) string {
 // When the path exists but not the HTTP method, m is nil and found is true.
 func (r *Registry) Lookup(httpMethod string, segs []string) (m *Method, pathParams map[string]string, found bool) {
 	n := r.root
-	for _, seg := range segs {
+	for i, seg := range segs {
 		if c, ok := n.literal[seg]; ok {
 			n = c
 			continue
@@ -106,6 +122,15 @@ func (r *Registry) Lookup(httpMethod string, segs []string) (m *Method, pathPara
 		}
 		if pathParams == nil {
 			pathParams = map[string]string{}
+		}
+		if n.variable.tail {
+			rest := segs[i:]
+			if slices.Contains(rest, "") {
+				return nil, nil, false
+			}
+			pathParams[n.variable.param] = strings.Join(rest, "/")
+			n = n.variable
+			break
 		}
 		pathParams[n.variable.param] = seg
 		n = n.variable

@@ -152,6 +152,7 @@ func (d Deps) storageMethods() []api.Method {
 		},
 		{
 			Name: "delete", Path: "/nodes/{node}/storage/{storage}/content/{volume}", HTTP: "DELETE",
+			TailParam:   true, // volume IDs carry a "/" (PVE's fragmentDelimiter)
 			Description: "Delete volume",
 			Protected:   true,
 			ProxyTo:     "node",
@@ -167,6 +168,7 @@ func (d Deps) storageMethods() []api.Method {
 		},
 		{
 			Name: "info", Path: "/nodes/{node}/storage/{storage}/content/{volume}", HTTP: "GET",
+			TailParam:   true, // volume IDs carry a "/" (PVE's fragmentDelimiter)
 			Description: "Get volume attributes",
 			Protected:   true,
 			ProxyTo:     "node",

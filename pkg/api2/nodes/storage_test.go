@@ -407,6 +407,11 @@ func TestStorageBackupAttributes(t *testing.T) {
 	if code != 200 || info["notes"] != "my notes" || info["protected"] != float64(1) || info["format"] != "raw" || info["size"].(float64) < 11 {
 		t.Errorf("backup info: %d %s", code, body)
 	}
+	// Clients (proxmoxer, pvesh-style scripts) send the volume ID with its
+	// '/' unencoded; PVE takes the rest of the path as the volume.
+	if code, raw, body := e.call("carol@pve", "GET", "/nodes/n1/storage/store/content/store:backup/"+name, nil); code != 200 || string(raw) != string(data) {
+		t.Errorf("backup info with an unencoded '/': %d %s", code, body)
+	}
 	// A backup of VM 100: Datastore.Allocate alone (carol) is not enough,
 	// PVE wants AllocateSpace plus VM.Backup on the guest (alice).
 	if code, _, _ := e.call("carol@pve", "DELETE", "/nodes/n1/storage/store/content/"+url.PathEscape("store:backup/"+name), nil); code != 403 {
