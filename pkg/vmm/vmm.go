@@ -57,6 +57,9 @@ type Config struct {
 	// Output, if set, returns the writer for a VM's QEMU stdout/stderr
 	// instead of RunDir/VMID.log.
 	Output func(vmid int) io.Writer
+	// Scope, if set, moves each QEMU process out of the daemon's cgroup
+	// (NewSystemdScope under systemd); a failure fails the start.
+	Scope Scoper
 	// Died, if set, is called (from a goroutine of the Manager) when a QEMU
 	// process exits, whether asked to or not, after its files are removed.
 	Died func(vmid int, err error)
@@ -266,6 +269,14 @@ func (m *Manager) Start(ctx context.Context, cfg *qemu.Config) (err error) {
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 5 * time.Second
+	if m.cfg.Scope != nil {
+		if err := m.cfg.Scope.Prepare(ctx, vmid); err != nil {
+			if logFile != nil {
+				logFile.Close()
+			}
+			return fmt.Errorf("start VM %d: %w", vmid, err)
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		if logFile != nil {
 			logFile.Close()
@@ -295,6 +306,13 @@ func (m *Manager) Start(ctx context.Context, cfg *qemu.Config) (err error) {
 			m.cfg.Died(vmid, p.err)
 		}
 	}()
+	if m.cfg.Scope != nil {
+		if err := m.cfg.Scope.Enter(ctx, cfg, p.pid); err != nil {
+			syscall.Kill(-p.pid, syscall.SIGKILL)
+			<-p.exited
+			return fmt.Errorf("start VM %d: %w", vmid, err)
+		}
+	}
 
 	// Wait until QMP answers.
 	for {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -22,6 +23,7 @@ func TestVMThroughProxy(t *testing.T) {
 	}
 	t.Parallel()
 	n := newNode(t, nodeOpts{})
+	t.Cleanup(func() { killGuests(n) })
 	c := n.client(t, clientOpts{keepAlive: true})
 	c.mustLogin(adminUser, h.adminPW)
 	base := "/api2/json/nodes/" + nodeName + "/qemu"
@@ -88,6 +90,98 @@ func TestVMThroughProxy(t *testing.T) {
 	}
 	if r := c.get(base + "/100/config"); r.status != http.StatusInternalServerError || !strings.Contains(r.message, "does not exist") {
 		t.Errorf("config after destroy: %d %q", r.status, r.message)
+	}
+}
+
+// TestVMSurvivesDaemonRestart: a running VM keeps running while pvedaemon
+// restarts; the new pvedaemon adopts it (status, stop) and notices when it
+// is killed from outside.
+func TestVMSurvivesDaemonRestart(t *testing.T) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 not installed")
+	}
+	t.Parallel()
+	n := newNode(t, nodeOpts{})
+	t.Cleanup(func() { killGuests(n) })
+	c := n.client(t, clientOpts{keepAlive: true})
+	c.mustLogin(adminUser, h.adminPW)
+	base := "/api2/json/nodes/" + nodeName + "/qemu"
+	for _, vmid := range []string{"101", "102"} {
+		upid := startedTask(t, c, http.MethodPost, base, url.Values{"vmid": {vmid}, "memory": {"64"}, "vga": {"none"}, "start": {"1"}})
+		if st := waitTask(t, c, upid); st != "OK" {
+			t.Fatalf("create and start %s: %s\n%s", vmid, st, taskLog(t, c, upid))
+		}
+	}
+	var before, after struct {
+		PID    int    `json:"pid"`
+		Status string `json:"status"`
+	}
+	decode(t, c.get(base+"/101/status/current"), &before)
+	if before.Status != "running" || before.PID == 0 {
+		t.Fatalf("before restart: %+v", before)
+	}
+
+	if err := n.stop("pvedaemon"); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(before.PID, 0); err != nil {
+		t.Fatalf("QEMU %d gone after pvedaemon stopped: %v", before.PID, err)
+	}
+	if err := n.startDaemon(false); err != nil {
+		t.Fatal(err)
+	}
+	decode(t, c.get(base+"/101/status/current"), &after)
+	if after != before {
+		t.Fatalf("after restart: %+v, before %+v", after, before)
+	}
+	upid := startedTask(t, c, http.MethodPost, base+"/101/status/stop", url.Values{})
+	if st := waitTask(t, c, upid); st != "OK" {
+		t.Fatalf("stop adopted VM: %s", st)
+	}
+	decode(t, c.get(base+"/101/status/current"), &after)
+	if after.Status != "stopped" {
+		t.Errorf("adopted VM after stop: %+v", after)
+	}
+
+	// An adopted VM killed from outside is seen stopped within the
+	// watch interval (2 s) and its pid file is removed.
+	decode(t, c.get(base+"/102/status/current"), &before)
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		decode(t, c.get(base+"/102/status/current"), &after)
+		if after.Status == "stopped" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("killed adopted VM still running after 10 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pidFile := filepath.Join(n.prefix, "run/qemu-server/102.pid")
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(pidFile); os.IsNotExist(err) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("%s still there after the VM was killed", pidFile)
+}
+
+// killGuests kills the QEMU processes a failed test left running under
+// n's prefix (their pid files name them).
+func killGuests(n *node) {
+	files, _ := filepath.Glob(filepath.Join(n.prefix, "run/qemu-server/*.pid"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }
 

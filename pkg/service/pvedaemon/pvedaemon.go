@@ -335,7 +335,7 @@ func (s *Service) newVMs(ctx context.Context, root *pvefs.Root, store *storage.H
 	} else {
 		s.log.Info("QEMU", "version", bin.Version, "upstream", bin.Upstream)
 	}
-	s.vms = vmm.New(vmm.Config{
+	vcfg := vmm.Config{
 		RunDir:        filepath.Join(s.env.Paths.RunDir, "qemu-server"),
 		ResolveVolume: store.Resolve,
 		Upstream:      bin.Upstream,
@@ -345,7 +345,16 @@ func (s *Service) newVMs(ctx context.Context, root *pvefs.Root, store *storage.H
 		Died: func(vmid int, err error) {
 			s.log.Info("QEMU process ended", "vmid", vmid, "err", err)
 		},
-	})
+	}
+	// Under systemd each QEMU gets its own VMID.scope in qemu.slice, as on
+	// PVE, so that stopping or restarting pvedaemon.service leaves the
+	// guests running.
+	if sc := vmm.NewSystemdScope(); sc != nil {
+		vcfg.Scope = sc
+	} else {
+		s.log.Info("systemd is not running: QEMU processes stay in pvedaemon's cgroup")
+	}
+	s.vms = vmm.New(vcfg)
 	return &qemuapi.Deps{
 		Config: root, Privs: s.auth, Tasks: s.tasks, VMs: s.vms, Storage: store,
 		QEMUVersion: func() string { return bin.Version },
