@@ -44,7 +44,7 @@ func level(path string) int {
 		return 5
 	case strings.HasPrefix(rel, "pkg/api2/tree"):
 		return 4
-	case strings.HasPrefix(rel, "pkg/api2"):
+	case strings.HasPrefix(rel, "pkg/api2"), rel == "pkg/api/apitest": // apitest: test support over pkg/api
 		return 3
 	case rel == "pkg/api", rel == "pkg/httpd", rel == "pkg/daemon", rel == "pkg/apischema", rel == "pkg/proxyconf":
 		return 2

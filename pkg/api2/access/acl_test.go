@@ -14,13 +14,13 @@ func TestReadACL(t *testing.T) {
 {"path":"/vms","type":"group","ugid":"ops","roleid":"PVEVMUser","propagate":1},
 {"path":"/vms/100","type":"user","ugid":"carl@pve","roleid":"PVEVMAdmin","propagate":1},
 {"path":"/vms/100","type":"token","ugid":"bob@pve!ci","roleid":"Watcher","propagate":0}]`
-	wantJSON(t, "ACL as root", h.call("root@pam", "GET", "/access/acl", nil), all)
-	wantJSON(t, "ACL as alice", h.call("alice@pve", "GET", "/access/acl", nil), all)
+	wantJSON(t, "ACL as root", h.Do("root@pam", "GET", "/access/acl", nil), all)
+	wantJSON(t, "ACL as alice", h.Do("alice@pve", "GET", "/access/acl", nil), all)
 	// carl may modify the permissions of /vms/100 (VM.Allocate) only
-	wantJSON(t, "ACL as carl", h.call("carl@pve", "GET", "/access/acl", nil), `[
+	wantJSON(t, "ACL as carl", h.Do("carl@pve", "GET", "/access/acl", nil), `[
 {"path":"/vms/100","type":"user","ugid":"carl@pve","roleid":"PVEVMAdmin","propagate":1},
 {"path":"/vms/100","type":"token","ugid":"bob@pve!ci","roleid":"Watcher","propagate":0}]`)
-	wantJSON(t, "ACL as bob", h.call("bob@pve", "GET", "/access/acl", nil), `[]`)
+	wantJSON(t, "ACL as bob", h.Do("bob@pve", "GET", "/access/acl", nil), `[]`)
 }
 
 func TestUpdateACL(t *testing.T) {
@@ -37,11 +37,11 @@ func TestUpdateACL(t *testing.T) {
 		// deleting on a path PVE would not accept for adding is allowed
 		{"root@pam", []string{"path", "/no/such/thing", "users", "bob@pve", "roles", "Watcher", "delete", "1"}},
 	} {
-		if r := h.call(step.user, "PUT", "/access/acl", vals(step.params...)); r.Status != http.StatusOK {
+		if r := h.Do(step.user, "PUT", "/access/acl", vals(step.params...)); r.Status != http.StatusOK {
 			t.Fatalf("%s %v: %d %q %v", step.user, step.params, r.Status, r.Message, r.Errors)
 		}
 	}
-	data := h.fileBytes("user.cfg")
+	data := h.File("user.cfg")
 	want := `acl:1:/:alice@pve:Administrator:
 acl:1:/access/groups/ops:grace@pve:PVEUserAdmin:
 acl:0:/storage/local:@empty,bob@pve:PVEDatastoreUser:
@@ -55,7 +55,7 @@ acl:1:/vms/100:bob@pve:PVEVMUser:
 		t.Errorf("user.cfg ACL:\n%s\nwant:\n%s", data, want)
 	}
 	// the new entries take effect at once
-	if !h.auth.CheckPrivs("bob@pve", "/vms/100", []string{"VM.PowerMgmt"}, false) {
+	if !h.Auth.CheckPrivs("bob@pve", "/vms/100", []string{"VM.PowerMgmt"}, false) {
 		t.Error("bob lacks VM.PowerMgmt on /vms/100 after the update")
 	}
 
@@ -88,7 +88,7 @@ acl:1:/vms/100:bob@pve:PVEVMUser:
 		{name: "second role fails", user: "root@pam", method: "PUT", path: "/access/acl", params: []string{"path", "/", "users", "bob@pve", "roles", "Watcher,Nope"},
 			status: 500, msg: "ACL update failed: role 'Nope' does not exist\n"},
 	})
-	if got := h.fileBytes("user.cfg"); got != data {
+	if got := h.File("user.cfg"); got != data {
 		t.Errorf("refused updates changed user.cfg:\n%s", got)
 	}
 }
@@ -97,15 +97,15 @@ func TestUpdateACLPropagationSubset(t *testing.T) {
 	// dora holds VM.Allocate on /vms/200 without propagation: she may add
 	// non-propagating entries of a subset, but not propagating ones.
 	h := newHarness(t, "user:dora@pve:1:0::::::\nuser:bob@pve:1:0::::::\nacl:0:/vms/200:dora@pve:PVEVMAdmin:\n")
-	r := h.call("dora@pve", "PUT", "/access/acl", vals("path", "/vms/200", "users", "bob@pve", "roles", "PVEVMUser"))
+	r := h.Do("dora@pve", "PUT", "/access/acl", vals("path", "/vms/200", "users", "bob@pve", "roles", "PVEVMUser"))
 	if want := "ACL update failed: 400 Parameter verification failed.\nrole: Cannot add role 'PVEVMUser' with propagation - requires 'Permissions.Modify' or propagated superset of privileges.\n"; r.Status != 500 || r.Message != want {
 		t.Errorf("propagating add: %d %q", r.Status, r.Message)
 	}
-	r = h.call("dora@pve", "PUT", "/access/acl", vals("path", "/vms/200", "users", "bob@pve", "roles", "PVEVMUser", "propagate", "0"))
+	r = h.Do("dora@pve", "PUT", "/access/acl", vals("path", "/vms/200", "users", "bob@pve", "roles", "PVEVMUser", "propagate", "0"))
 	if r.Status != http.StatusOK {
 		t.Fatalf("non-propagating add: %d %q", r.Status, r.Message)
 	}
-	if !strings.Contains(h.fileBytes("user.cfg"), "acl:0:/vms/200:bob@pve:PVEVMUser:\n") {
-		t.Errorf("user.cfg:\n%s", h.fileBytes("user.cfg"))
+	if !strings.Contains(h.File("user.cfg"), "acl:0:/vms/200:bob@pve:PVEVMUser:\n") {
+		t.Errorf("user.cfg:\n%s", h.File("user.cfg"))
 	}
 }

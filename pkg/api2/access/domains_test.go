@@ -20,13 +20,13 @@ func sha1Hex(s string) string {
 func TestDomainsCRUD(t *testing.T) {
 	h := newHarness(t, domainsUsers)
 	// log in before the pve realm gets a second factor (not implemented)
-	h.ticketFor("bob@pve")
-	h.ticketFor("rita@pve")
-	wantJSON(t, "index without login", h.call("", "GET", "/access/domains", nil), `[
+	h.Login("bob@pve")
+	h.Login("rita@pve")
+	wantJSON(t, "index without login", h.Do("", "GET", "/access/domains", nil), `[
 {"realm":"pam","type":"pam","comment":"Linux PAM standard authentication"},
 {"realm":"pve","type":"pve","comment":"Proxmox VE authentication server","default":1}]`)
-	file := h.fileBytes("domains.cfg")
-	wantJSON(t, "read pam", h.call("rita@pve", "GET", "/access/domains/pam", nil),
+	file := h.File("domains.cfg")
+	wantJSON(t, "read pam", h.Do("rita@pve", "GET", "/access/domains/pam", nil),
 		`{"type":"pam","plugin":"PVE::Auth::PAM","comment":"Linux PAM standard authentication","digest":"`+sha1Hex(file)+`"}`)
 
 	for _, step := range []struct {
@@ -41,7 +41,7 @@ func TestDomainsCRUD(t *testing.T) {
 		{"POST", "/access/domains", []string{"realm", "sso", "type", "openid", "issuer-url", "https://sso.example.com",
 			"client-id", "pve", "username-claim", "email", "autocreate", "1"}},
 	} {
-		if r := h.call("root@pam", step.method, step.path, vals(step.params...)); r.Status != http.StatusOK {
+		if r := h.Do("root@pam", step.method, step.path, vals(step.params...)); r.Status != http.StatusOK {
 			t.Fatalf("%s %s: %d %q %v", step.method, step.path, r.Status, r.Message, r.Errors)
 		}
 	}
@@ -50,19 +50,19 @@ func TestDomainsCRUD(t *testing.T) {
 		"ldap: corp\n\tcomment Corp LDAP\n\tbase_dn dc=example,dc=com\n\tserver1 ldap.example.com\n\tuser_attr uid\n" +
 		"\tcase-sensitive 0\n\tdefault 1\n\tmode ldaps\n\tport 636\n\tsync-defaults-options remove-vanished=entry;properties,scope=users\n\n" +
 		"openid: sso\n\tclient-id pve\n\tissuer-url https://sso.example.com\n\tautocreate 1\n\tusername-claim email\n\n"
-	file = h.fileBytes("domains.cfg")
+	file = h.File("domains.cfg")
 	if file != want {
 		t.Errorf("domains.cfg:\n%s\nwant:\n%s", file, want)
 	}
-	if got := h.fileBytes("priv/realm/corp.pw"); got != "bind-secret" {
+	if got := h.File("priv/realm/corp.pw"); got != "bind-secret" {
 		t.Errorf("corp.pw = %q", got)
 	}
-	wantJSON(t, "index", h.call("", "GET", "/access/domains", nil), `[
+	wantJSON(t, "index", h.Do("", "GET", "/access/domains", nil), `[
 {"realm":"corp","type":"ldap","comment":"Corp LDAP","default":1},
 {"realm":"pam","type":"pam","comment":"Linux PAM standard authentication"},
 {"realm":"pve","type":"pve","comment":"Local users: 100%","tfa":"oath"},
 {"realm":"sso","type":"openid"}]`)
-	wantJSON(t, "read corp", h.call("rita@pve", "GET", "/access/domains/corp", nil), `{"type":"ldap","comment":"Corp LDAP",
+	wantJSON(t, "read corp", h.Do("rita@pve", "GET", "/access/domains/corp", nil), `{"type":"ldap","comment":"Corp LDAP",
 "base_dn":"dc=example,dc=com","server1":"ldap.example.com","user_attr":"uid","case-sensitive":0,"default":1,
 "mode":"ldaps","port":636,"sync-defaults-options":"remove-vanished=entry;properties,scope=users","digest":"`+sha1Hex(file)+`"}`)
 
@@ -119,51 +119,51 @@ func TestDomainsCRUD(t *testing.T) {
 		{name: "sync corp", user: "root@pam", method: "POST", path: "/access/domains/corp/sync",
 			status: 501, msg: "not implemented: LDAP/AD realm sync\n"},
 	})
-	if got := h.fileBytes("domains.cfg"); got != file {
+	if got := h.File("domains.cfg"); got != file {
 		t.Errorf("refused calls changed domains.cfg:\n%s", got)
 	}
 
 	// The bind password: replaced, then deleted with the option.
-	if r := h.call("root@pam", "PUT", "/access/domains/corp", vals("password", "new-secret", "digest", sha1Hex(file))); r.Status != http.StatusOK {
+	if r := h.Do("root@pam", "PUT", "/access/domains/corp", vals("password", "new-secret", "digest", sha1Hex(file))); r.Status != http.StatusOK {
 		t.Fatalf("set password: %d %q", r.Status, r.Message)
 	}
-	if got := h.fileBytes("priv/realm/corp.pw"); got != "new-secret" {
+	if got := h.File("priv/realm/corp.pw"); got != "new-secret" {
 		t.Errorf("corp.pw = %q", got)
 	}
-	if got := h.fileBytes("domains.cfg"); got != file {
+	if got := h.File("domains.cfg"); got != file {
 		t.Errorf("a password change changed domains.cfg:\n%s", got)
 	}
-	if r := h.call("root@pam", "PUT", "/access/domains/corp", vals("delete", "password,mode", "default", "0")); r.Status != http.StatusOK {
+	if r := h.Do("root@pam", "PUT", "/access/domains/corp", vals("delete", "password,mode", "default", "0")); r.Status != http.StatusOK {
 		t.Fatalf("delete password: %d %q", r.Status, r.Message)
 	}
-	if _, err := os.Stat(filepath.Join(h.dir, "priv/realm/corp.pw")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(h.Dir, "priv/realm/corp.pw")); !os.IsNotExist(err) {
 		t.Errorf("corp.pw after deleting the password: %v", err)
 	}
 	want = "ldap: corp\n\tcomment Corp LDAP\n\tbase_dn dc=example,dc=com\n\tserver1 ldap.example.com\n\tuser_attr uid\n" +
 		"\tcase-sensitive 0\n\tdefault 0\n\tport 636\n\tsync-defaults-options remove-vanished=entry;properties,scope=users\n\n"
-	if got := h.fileBytes("domains.cfg"); !strings.Contains(got, want) {
+	if got := h.File("domains.cfg"); !strings.Contains(got, want) {
 		t.Errorf("domains.cfg after the update:\n%s\nwant a section:\n%s", got, want)
 	}
 
 	// Deleting: corp goes with its password; pve goes too and comes back
 	// with its defaults when the file is read again, as in PVE.
-	if err := os.WriteFile(filepath.Join(h.dir, "priv/realm/corp.pw"), []byte("x"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(h.Dir, "priv/realm/corp.pw"), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, realm := range []string{"corp", "pve"} {
-		if r := h.call("root@pam", "DELETE", "/access/domains/"+realm, nil); r.Status != http.StatusOK {
+		if r := h.Do("root@pam", "DELETE", "/access/domains/"+realm, nil); r.Status != http.StatusOK {
 			t.Fatalf("delete %s: %d %q", realm, r.Status, r.Message)
 		}
 	}
 	want = "pam: pam\n\tcomment Linux PAM standard authentication\n\n" +
 		"openid: sso\n\tclient-id pve\n\tissuer-url https://sso.example.com\n\tautocreate 1\n\tusername-claim email\n\n"
-	if got := h.fileBytes("domains.cfg"); got != want {
+	if got := h.File("domains.cfg"); got != want {
 		t.Errorf("domains.cfg after deletes:\n%s\nwant:\n%s", got, want)
 	}
-	if _, err := os.Stat(filepath.Join(h.dir, "priv/realm/corp.pw")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(h.Dir, "priv/realm/corp.pw")); !os.IsNotExist(err) {
 		t.Errorf("corp.pw after deleting the realm: %v", err)
 	}
-	wantJSON(t, "index after deletes", h.call("", "GET", "/access/domains", nil), `[
+	wantJSON(t, "index after deletes", h.Do("", "GET", "/access/domains", nil), `[
 {"realm":"pam","type":"pam","comment":"Linux PAM standard authentication"},
 {"realm":"pve","type":"pve","comment":"Proxmox VE authentication server"},
 {"realm":"sso","type":"openid"}]`)
@@ -205,26 +205,26 @@ openid: sso
 	client-id pve
 	username-claim email
 `
-	if err := os.WriteFile(filepath.Join(h.dir, "domains.cfg"), []byte(in), 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(h.Dir, "domains.cfg"), []byte(in), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	wantJSON(t, "read corp", h.call("root@pam", "GET", "/access/domains/corp", nil), `{"type":"ldap","comment":"Corp: LDAP",
+	wantJSON(t, "read corp", h.Do("root@pam", "GET", "/access/domains/corp", nil), `{"type":"ldap","comment":"Corp: LDAP",
 "base_dn":"dc=example,dc=com","server1":"ldap.example.com","user_attr":"uid","verify":1,"mode":"ldap","digest":"`+sha1Hex(in)+`"}`)
-	if r := h.call("root@pam", "PUT", "/access/domains/pve", vals("comment", "Local")); r.Status != http.StatusOK {
+	if r := h.Do("root@pam", "PUT", "/access/domains/pve", vals("comment", "Local")); r.Status != http.StatusOK {
 		t.Fatalf("update: %d %q", r.Status, r.Message)
 	}
 	want := "pve: pve\n\tcomment Local\n\tdefault 1\n\n" +
 		"ldap: corp\n\tcomment Corp%3A LDAP\n\tbase_dn dc=example,dc=com\n\tserver1 ldap.example.com\n\tuser_attr uid\n\tmode ldap\n\tverify 1\n\n" +
 		"openid: sso\n\tclient-id pve\n\tissuer-url https://sso.example.com\n\tusername-claim email\n\n" +
 		"pam: pam\n\tcomment Linux PAM standard authentication\n\n"
-	if got := h.fileBytes("domains.cfg"); got != want {
+	if got := h.File("domains.cfg"); got != want {
 		t.Errorf("domains.cfg:\n%s\nwant:\n%s", got, want)
 	}
 }
 
 func TestDomainSyncScope(t *testing.T) {
 	h := newHarness(t, domainsUsers)
-	if r := h.call("root@pam", "POST", "/access/domains", vals("realm", "ad1", "type", "ad", "server1", "10.0.0.1", "domain", "example.com")); r.Status != http.StatusOK {
+	if r := h.Do("root@pam", "POST", "/access/domains", vals("realm", "ad1", "type", "ad", "server1", "10.0.0.1", "domain", "example.com")); r.Status != http.StatusOK {
 		t.Fatalf("create: %d %q %v", r.Status, r.Message, r.Errors)
 	}
 	runCases(t, h, []callCase{

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"reflect"
 	"testing"
+
+	"github.com/pvenode/pvenode/pkg/api/apitest"
 )
 
 // aclTestCfg is the user.cfg the group, role, ACL and password tests
@@ -25,7 +27,7 @@ acl:0:/vms/100:bob@pve!ci:Watcher:
 `
 
 // asJSON decodes a reply's data into generic JSON values.
-func asJSON(t *testing.T, r reply) any {
+func asJSON(t *testing.T, r apitest.Reply) any {
 	t.Helper()
 	var v any
 	if err := json.Unmarshal(r.Data, &v); err != nil {
@@ -35,7 +37,7 @@ func asJSON(t *testing.T, r reply) any {
 }
 
 // wantJSON compares a reply's data with the JSON text want.
-func wantJSON(t *testing.T, what string, r reply, want string) {
+func wantJSON(t *testing.T, what string, r apitest.Reply, want string) {
 	t.Helper()
 	var w any
 	if err := json.Unmarshal([]byte(want), &w); err != nil {
@@ -59,7 +61,7 @@ func runCases(t *testing.T, h *harness, cases []callCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := h.call(tc.user, tc.method, tc.path, vals(tc.params...))
+			r := h.Do(tc.user, tc.method, tc.path, vals(tc.params...))
 			if r.Status != tc.status || r.Message != tc.msg {
 				t.Errorf("%s %s: got %d %q %v; want %d %q", tc.method, tc.path, r.Status, r.Message, r.Errors, tc.status, tc.msg)
 			}
@@ -72,10 +74,10 @@ func runCases(t *testing.T, h *harness, cases []callCase) {
 
 func TestGroups(t *testing.T) {
 	h := newHarness(t, aclTestCfg)
-	if r := h.call("root@pam", "POST", "/access/groups", vals("groupid", "dev", "comment", "dev team: 100%")); r.Status != http.StatusOK {
+	if r := h.Do("root@pam", "POST", "/access/groups", vals("groupid", "dev", "comment", "dev team: 100%")); r.Status != http.StatusOK {
 		t.Fatalf("create: %d %q %v", r.Status, r.Message, r.Errors)
 	}
-	if r := h.call("alice@pve", "PUT", "/access/groups/ops", vals("comment", "")); r.Status != http.StatusOK {
+	if r := h.Do("alice@pve", "PUT", "/access/groups/ops", vals("comment", "")); r.Status != http.StatusOK {
 		t.Fatalf("update: %d %q %v", r.Status, r.Message, r.Errors)
 	}
 	want := `user:alice@pve:1:0::::::
@@ -98,17 +100,17 @@ acl:1:/vms:@ops:PVEVMUser:
 acl:0:/vms/100:bob@pve!ci:Watcher:
 acl:1:/vms/100:carl@pve:PVEVMAdmin:
 `
-	if got := h.fileBytes("user.cfg"); got != want {
+	if got := h.File("user.cfg"); got != want {
 		t.Errorf("user.cfg after create and update:\n%s\nwant:\n%s", got, want)
 	}
 
-	wantJSON(t, "read dev", h.call("root@pam", "GET", "/access/groups/dev", nil), `{"comment":"dev team: 100%","members":[]}`)
-	wantJSON(t, "read ops", h.call("root@pam", "GET", "/access/groups/ops", nil), `{"members":["alice@pve","bob@pve"]}`)
-	wantJSON(t, "index as root", h.call("root@pam", "GET", "/access/groups", nil),
+	wantJSON(t, "read dev", h.Do("root@pam", "GET", "/access/groups/dev", nil), `{"comment":"dev team: 100%","members":[]}`)
+	wantJSON(t, "read ops", h.Do("root@pam", "GET", "/access/groups/ops", nil), `{"members":["alice@pve","bob@pve"]}`)
+	wantJSON(t, "index as root", h.Do("root@pam", "GET", "/access/groups", nil),
 		`[{"groupid":"dev","comment":"dev team: 100%","users":""},{"groupid":"empty","users":""},{"groupid":"ops","users":"alice@pve,bob@pve"}]`)
 	// grace may administer ops users only, so she sees that group alone
-	wantJSON(t, "index as grace", h.call("grace@pve", "GET", "/access/groups", nil), `[{"groupid":"ops","users":"alice@pve,bob@pve"}]`)
-	wantJSON(t, "index as bob", h.call("bob@pve", "GET", "/access/groups", nil), `[]`)
+	wantJSON(t, "index as grace", h.Do("grace@pve", "GET", "/access/groups", nil), `[{"groupid":"ops","users":"alice@pve,bob@pve"}]`)
+	wantJSON(t, "index as bob", h.Do("bob@pve", "GET", "/access/groups", nil), `[]`)
 
 	runCases(t, h, []callCase{
 		{name: "duplicate", user: "root@pam", method: "POST", path: "/access/groups", params: []string{"groupid", "dev"},
@@ -131,7 +133,7 @@ acl:1:/vms/100:carl@pve:PVEVMAdmin:
 	})
 
 	// Delete takes the group's ACL entries along.
-	if r := h.call("root@pam", "DELETE", "/access/groups/ops", nil); r.Status != http.StatusOK {
+	if r := h.Do("root@pam", "DELETE", "/access/groups/ops", nil); r.Status != http.StatusOK {
 		t.Fatalf("delete: %d %q", r.Status, r.Message)
 	}
 	cfg := h.userCfg()
@@ -141,7 +143,7 @@ acl:1:/vms/100:carl@pve:PVEVMAdmin:
 	if n := cfg.ACLNode("/vms", false); n != nil && len(n.Groups) > 0 {
 		t.Errorf("ACL of /vms still has groups: %v", n.Groups)
 	}
-	if r := h.call("root@pam", "GET", "/access/groups/ops", nil); r.Status != 500 {
+	if r := h.Do("root@pam", "GET", "/access/groups/ops", nil); r.Status != 500 {
 		t.Errorf("read after delete: %d %q", r.Status, r.Message)
 	}
 }

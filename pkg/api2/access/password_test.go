@@ -13,10 +13,10 @@ const passwordUsers = aclTestCfg + "user:sys@pam:1:0::::::\nuser:lu@corp:1:0::::
 func TestChangePassword(t *testing.T) {
 	h := newHarness(t, passwordUsers)
 	for _, u := range []string{"alice@pve", "bob@pve", "grace@pve"} {
-		h.ticketFor(u) // before their passwords change
+		h.Login(u) // before their passwords change
 	}
-	domains := h.fileBytes("domains.cfg") + "ldap: corp\n\tbase_dn dc=example,dc=com\n\tserver1 ldap.example.com\n\tuser_attr uid\n\n"
-	if err := os.WriteFile(filepath.Join(h.dir, "domains.cfg"), []byte(domains), 0o640); err != nil {
+	domains := h.File("domains.cfg") + "ldap: corp\n\tbase_dn dc=example,dc=com\n\tserver1 ldap.example.com\n\tuser_attr uid\n\n"
+	if err := os.WriteFile(filepath.Join(h.Dir, "domains.cfg"), []byte(domains), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	for _, step := range []struct {
@@ -27,16 +27,16 @@ func TestChangePassword(t *testing.T) {
 		{"alice@pve", []string{"userid", "carl@pve", "password", "carl-new-password", "confirmation-password", testPassword}},
 		{"root@pam", []string{"userid", "grace@pve", "password", "grace-new-password"}},
 	} {
-		if r := h.call(step.caller, "PUT", "/access/password", vals(step.params...)); r.Status != http.StatusOK {
+		if r := h.Do(step.caller, "PUT", "/access/password", vals(step.params...)); r.Status != http.StatusOK {
 			t.Fatalf("%s %v: %d %q %v", step.caller, step.params, r.Status, r.Message, r.Errors)
 		}
 	}
 	for user, pw := range map[string]string{"bob": "bob-new-password", "carl": "carl-new-password", "grace": "grace-new-password", "alice": testPassword} {
-		if _, err := h.auth.Login(t.Context(), user, pw, "pve", "127.0.0.1"); err != nil {
+		if _, err := h.Auth.Login(t.Context(), user, pw, "pve", "127.0.0.1"); err != nil {
 			t.Errorf("login %s with its new password: %v", user, err)
 		}
 	}
-	shadow := h.fileBytes("priv/shadow.cfg")
+	shadow := h.File("priv/shadow.cfg")
 	if lines := strings.Split(strings.TrimSuffix(shadow, "\n"), "\n"); len(lines) != 4 || !strings.HasPrefix(lines[1], "bob:$5$") {
 		t.Errorf("shadow.cfg:\n%s", shadow)
 	}
@@ -62,10 +62,10 @@ func TestChangePassword(t *testing.T) {
 			status: 500, msg: "no such user ('nobody@pve')\n"},
 	})
 	// Another user's password needs privileges over that user.
-	if r := h.call("grace@pve", "PUT", "/access/password", vals("userid", "carl@pve", "password", "12345678", "confirmation-password", testPassword)); r.Status != http.StatusForbidden {
+	if r := h.Do("grace@pve", "PUT", "/access/password", vals("userid", "carl@pve", "password", "12345678", "confirmation-password", testPassword)); r.Status != http.StatusForbidden {
 		t.Errorf("grace changing carl's password: %d %q", r.Status, r.Message)
 	}
-	if got := h.fileBytes("priv/shadow.cfg"); got != shadow {
+	if got := h.File("priv/shadow.cfg"); got != shadow {
 		t.Errorf("refused changes wrote shadow.cfg:\n%s", got)
 	}
 }

@@ -17,7 +17,7 @@ func TestRoles(t *testing.T) {
 		Privs   string `json:"privs"`
 		Special int    `json:"special"`
 	}
-	h.call("bob@pve", "GET", "/access/roles", nil).decode(t, &index)
+	h.Do("bob@pve", "GET", "/access/roles", nil).Decode(t, &index)
 	got := map[string]int{}
 	for _, e := range index {
 		got[e.RoleID] = e.Special
@@ -41,17 +41,17 @@ func TestRoles(t *testing.T) {
 		{"PUT", "/access/roles/Watcher", []string{"privs", "Datastore.Audit", "append", "1"}},
 		{"PUT", "/access/roles/Ops", []string{"privs", "VM.Console"}},
 	} {
-		if r := h.call("alice@pve", step.method, step.path, vals(step.params...)); r.Status != http.StatusOK {
+		if r := h.Do("alice@pve", step.method, step.path, vals(step.params...)); r.Status != http.StatusOK {
 			t.Fatalf("%s %s %v: %d %q %v", step.method, step.path, step.params, r.Status, r.Message, r.Errors)
 		}
 	}
-	data := h.fileBytes("user.cfg")
+	data := h.File("user.cfg")
 	if want := "\n\nrole:Blank::\nrole:Ops:VM.Console:\nrole:Watcher:Datastore.Audit,VM.Audit:\n\nacl:"; !strings.Contains(data, want) {
 		t.Errorf("user.cfg lacks %q:\n%s", want, data)
 	}
-	wantJSON(t, "read Watcher", h.call("bob@pve", "GET", "/access/roles/Watcher", nil), `{"Datastore.Audit":1,"VM.Audit":1}`)
-	wantJSON(t, "read Blank", h.call("bob@pve", "GET", "/access/roles/Blank", nil), `{}`)
-	wantJSON(t, "read PVETemplateUser", h.call("bob@pve", "GET", "/access/roles/PVETemplateUser", nil), `{"VM.Audit":1,"VM.Clone":1}`)
+	wantJSON(t, "read Watcher", h.Do("bob@pve", "GET", "/access/roles/Watcher", nil), `{"Datastore.Audit":1,"VM.Audit":1}`)
+	wantJSON(t, "read Blank", h.Do("bob@pve", "GET", "/access/roles/Blank", nil), `{}`)
+	wantJSON(t, "read PVETemplateUser", h.Do("bob@pve", "GET", "/access/roles/PVETemplateUser", nil), `{"VM.Audit":1,"VM.Clone":1}`)
 
 	runCases(t, h, []callCase{
 		{name: "PVE namespace", user: "root@pam", method: "POST", path: "/access/roles", params: []string{"roleid", "pveFoo"},
@@ -86,19 +86,19 @@ func TestRoles(t *testing.T) {
 		{name: "delete without privilege", user: "bob@pve", method: "DELETE", path: "/access/roles/Ops",
 			status: 403, msg: "Permission check failed (/access, Sys.Modify)\n"},
 	})
-	if data2 := h.fileBytes("user.cfg"); data2 != data {
+	if data2 := h.File("user.cfg"); data2 != data {
 		t.Errorf("refused calls changed user.cfg:\n%s", data2)
 	}
 
 	// Deleting a role leaves the ACL lines naming it, as PVE does.
-	if r := h.call("root@pam", "DELETE", "/access/roles/Watcher", nil); r.Status != http.StatusOK {
+	if r := h.Do("root@pam", "DELETE", "/access/roles/Watcher", nil); r.Status != http.StatusOK {
 		t.Fatalf("delete: %d %q", r.Status, r.Message)
 	}
-	data = h.fileBytes("user.cfg")
+	data = h.File("user.cfg")
 	if strings.Contains(data, "role:Watcher:") || !strings.Contains(data, "acl:0:/vms/100:bob@pve!ci:Watcher:\n") {
 		t.Errorf("user.cfg after deleting Watcher:\n%s", data)
 	}
-	if r := h.call("bob@pve", "GET", "/access/roles/Watcher", nil); r.Status != 500 {
+	if r := h.Do("bob@pve", "GET", "/access/roles/Watcher", nil); r.Status != 500 {
 		t.Errorf("read after delete: %d %q", r.Status, r.Message)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/api/apitest"
 	"github.com/pvenode/pvenode/pkg/tfa"
 )
 
@@ -37,23 +38,23 @@ func totpCode(t *testing.T, uri string, off int64) string {
 // loginAll logs the users in before they get second factors.
 func (h *harness) loginAll(users ...string) {
 	for _, u := range users {
-		h.ticketFor(u)
+		h.Login(u)
 	}
 }
 
 // tfaFile parses priv/tfa.cfg as written, checking its mode.
 func (h *harness) tfaFile() *tfa.Config {
-	h.t.Helper()
-	st, err := os.Stat(filepath.Join(h.dir, "priv/tfa.cfg"))
+	h.TB.Helper()
+	st, err := os.Stat(filepath.Join(h.Dir, "priv/tfa.cfg"))
 	if err != nil {
-		h.t.Fatal(err)
+		h.TB.Fatal(err)
 	}
 	if st.Mode().Perm() != 0o600 {
-		h.t.Errorf("tfa.cfg mode %v; want 0600", st.Mode().Perm())
+		h.TB.Errorf("tfa.cfg mode %v; want 0600", st.Mode().Perm())
 	}
-	cfg, err := tfa.Parse([]byte(h.fileBytes("priv/tfa.cfg")))
+	cfg, err := tfa.Parse([]byte(h.File("priv/tfa.cfg")))
 	if err != nil {
-		h.t.Fatalf("tfa.cfg does not parse: %v", err)
+		h.TB.Fatalf("tfa.cfg does not parse: %v", err)
 	}
 	return cfg
 }
@@ -61,8 +62,8 @@ func (h *harness) tfaFile() *tfa.Config {
 func TestTFAEntries(t *testing.T) {
 	h := newHarness(t, aclTestCfg)
 	h.loginAll("alice@pve", "bob@pve", "carl@pve", "grace@pve")
-	add := func(caller, userid string, kv ...string) reply {
-		return h.call(caller, "POST", "/access/tfa/"+userid, vals(kv...))
+	add := func(caller, userid string, kv ...string) apitest.Reply {
+		return h.Do(caller, "POST", "/access/tfa/"+userid, vals(kv...))
 	}
 
 	// bob adds a TOTP key, confirming with a current code and his password.
@@ -75,7 +76,7 @@ func TestTFAEntries(t *testing.T) {
 		ID       string   `json:"id"`
 		Recovery []string `json:"recovery"`
 	}
-	r.decode(t, &added)
+	r.Decode(t, &added)
 	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`).MatchString(added.ID) || added.Recovery != nil {
 		t.Fatalf("add totp answered %s", r.Data)
 	}
@@ -89,11 +90,11 @@ func TestTFAEntries(t *testing.T) {
 	if r.Status != http.StatusOK {
 		t.Fatalf("add recovery: %d %q %v", r.Status, r.Message, r.Errors)
 	}
-	r.decode(t, &added)
+	r.Decode(t, &added)
 	if added.ID != "recovery" || len(added.Recovery) != 10 {
 		t.Fatalf("add recovery answered %s", r.Data)
 	}
-	file := h.fileBytes("priv/tfa.cfg")
+	file := h.File("priv/tfa.cfg")
 	for _, k := range added.Recovery {
 		if !regexp.MustCompile(`^[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}$`).MatchString(k) || strings.Contains(file, k) {
 			t.Errorf("recovery key %q malformed or stored in clear", k)
@@ -106,7 +107,7 @@ func TestTFAEntries(t *testing.T) {
 	if u := cfg.Users["bob@pve"]; u == nil || len(u.TOTP) != 1 || u.TOTP[0].ID != totpID || u.TOTP[0].Description != "phone" {
 		t.Errorf("bob's entries: %+v", u)
 	}
-	if r := h.call("root@pam", "GET", "/access/tfa", nil); r.Status != http.StatusOK {
+	if r := h.Do("root@pam", "GET", "/access/tfa", nil); r.Status != http.StatusOK {
 		t.Fatalf("list: %d %q", r.Status, r.Message)
 	}
 
@@ -155,14 +156,14 @@ func TestTFAEntries(t *testing.T) {
 			params: []string{"type", "recovery"},
 			status: 403, msg: "Permission check failed (URI '/api2/json/access/tfa/bob@pve' not available with API token, need proper ticket.)\n"},
 	})
-	if got := h.fileBytes("priv/tfa.cfg"); got != file {
+	if got := h.File("priv/tfa.cfg"); got != file {
 		t.Errorf("refused calls changed tfa.cfg:\n%s\nwas\n%s", got, file)
 	}
 
 	// GET /access/tfa: admins see everybody, group administrators the
 	// members of their groups, others themselves.
 	listed := func(caller string) []string {
-		r := h.call(caller, "GET", "/access/tfa", nil)
+		r := h.Do(caller, "GET", "/access/tfa", nil)
 		if r.Status != http.StatusOK {
 			t.Fatalf("list as %s: %d %q", caller, r.Status, r.Message)
 		}
@@ -170,7 +171,7 @@ func TestTFAEntries(t *testing.T) {
 			UserID  string `json:"userid"`
 			Entries []any  `json:"entries"`
 		}
-		r.decode(t, &l)
+		r.Decode(t, &l)
 		var ids []string
 		for _, e := range l {
 			ids = append(ids, e.UserID)
@@ -188,59 +189,59 @@ func TestTFAEntries(t *testing.T) {
 			t.Errorf("GET /access/tfa as %s lists %v; want %v", caller, got, want)
 		}
 	}
-	r = h.call("bob@pve", "GET", "/access/tfa/carl@pve", nil)
+	r = h.Do("bob@pve", "GET", "/access/tfa/carl@pve", nil)
 	if r.Status != http.StatusForbidden {
 		t.Errorf("bob reading carl's entries: %d", r.Status)
 	}
-	r = h.call("grace@pve", "GET", "/access/tfa/bob@pve", nil)
+	r = h.Do("grace@pve", "GET", "/access/tfa/bob@pve", nil)
 	if r.Status != http.StatusOK {
 		t.Fatalf("grace reading bob's entries: %d %q", r.Status, r.Message)
 	}
 	created := cfg.Users["bob@pve"].TOTP[0].Created
 	entry := `{"type":"totp","id":"` + totpID + `","description":"phone","created":` + strconv.FormatInt(created, 10) + `}`
 	wantJSON(t, "bob's entries", r, "["+entry+"]")
-	wantJSON(t, "bob's entry", h.call("bob@pve", "GET", "/access/tfa/bob@pve/"+totpID, nil), entry)
-	r = h.call("bob@pve", "GET", "/access/tfa/bob@pve/recovery", nil)
+	wantJSON(t, "bob's entry", h.Do("bob@pve", "GET", "/access/tfa/bob@pve/"+totpID, nil), entry)
+	r = h.Do("bob@pve", "GET", "/access/tfa/bob@pve/recovery", nil)
 	if r.Status != http.StatusNotFound {
 		t.Errorf("bob's recovery entry: %d %s", r.Status, r.Data)
 	}
-	r = h.call("carl@pve", "GET", "/access/tfa/carl@pve/recovery", nil)
+	r = h.Do("carl@pve", "GET", "/access/tfa/carl@pve/recovery", nil)
 	wantJSON(t, "carl's recovery entry", r, `{"type":"recovery","id":"recovery","created":`+strconv.FormatInt(h.tfaFile().Users["carl@pve"].Recovery.Created, 10)+`}`)
 
 	// Update: description and enable, by an administrator with her password.
-	r = h.call("alice@pve", "PUT", "/access/tfa/bob@pve/"+totpID, vals("description", "tablet", "enable", "0", "password", testPassword))
+	r = h.Do("alice@pve", "PUT", "/access/tfa/bob@pve/"+totpID, vals("description", "tablet", "enable", "0", "password", testPassword))
 	if r.Status != http.StatusOK || string(r.Data) != "null" {
 		t.Fatalf("update: %d %q %s", r.Status, r.Message, r.Data)
 	}
-	wantJSON(t, "updated entry", h.call("bob@pve", "GET", "/access/tfa/bob@pve/"+totpID, nil),
+	wantJSON(t, "updated entry", h.Do("bob@pve", "GET", "/access/tfa/bob@pve/"+totpID, nil),
 		`{"type":"totp","id":"`+totpID+`","description":"tablet","created":`+strconv.FormatInt(created, 10)+`,"enable":false}`)
 	if e := h.tfaFile().Users["bob@pve"].TOTP[0]; e.Enable || e.Description != "tablet" {
 		t.Errorf("stored entry after update: %+v", e.Info)
 	}
 
 	// Delete: bob's last entry goes, and so does his user.cfg mark.
-	r = h.call("bob@pve", "DELETE", "/access/tfa/bob@pve/"+totpID, vals("password", testPassword))
+	r = h.Do("bob@pve", "DELETE", "/access/tfa/bob@pve/"+totpID, vals("password", testPassword))
 	if r.Status != http.StatusOK {
 		t.Fatalf("delete: %d %q %v", r.Status, r.Message, r.Errors)
 	}
 	if cfg := h.tfaFile(); cfg.Users["bob@pve"] != nil || cfg.Users["carl@pve"] == nil {
-		t.Errorf("after delete: %s", h.fileBytes("priv/tfa.cfg"))
+		t.Errorf("after delete: %s", h.File("priv/tfa.cfg"))
 	}
 	if k := h.userCfg().Users["bob@pve"].Keys; k != "" {
 		t.Errorf("bob's user.cfg keys after deleting his last entry = %q", k)
 	}
-	wantJSON(t, "bob's entries after delete", h.call("bob@pve", "GET", "/access/tfa/bob@pve", nil), `[]`)
+	wantJSON(t, "bob's entries after delete", h.Do("bob@pve", "GET", "/access/tfa/bob@pve", nil), `[]`)
 }
 
 // writeFile replaces a file of the harness's config root.
 func (h *harness) writeFile(name, data string, mode os.FileMode) {
-	h.t.Helper()
-	p := filepath.Join(h.dir, name)
+	h.TB.Helper()
+	p := filepath.Join(h.Dir, name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		h.t.Fatal(err)
+		h.TB.Fatal(err)
 	}
 	if err := os.WriteFile(p, []byte(data), mode); err != nil {
-		h.t.Fatal(err)
+		h.TB.Fatal(err)
 	}
 }
 
@@ -250,7 +251,7 @@ func TestUnlockTFA(t *testing.T) {
 	until := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
 	h.writeFile("priv/tfa.cfg", `{"users":{"bob@pve":{"totp":[{"id":"v1-entry","created":1,"entry":"`+tfaTestURI+`"}],"totp-locked":true,"tfa-locked-until":`+until+`},`+
 		`"carl@pve":{"totp":[{"id":"v1-entry","created":1,"entry":"`+tfaTestURI+`"}]}}}`, 0o600)
-	counters := filepath.Join(h.auth.TFAChallengeDir(), "bob@pve")
+	counters := filepath.Join(h.Auth.TFAChallengeDir(), "bob@pve")
 	if err := os.MkdirAll(filepath.Dir(counters), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -258,17 +259,17 @@ func TestUnlockTFA(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	wantJSON(t, "locked list", h.call("bob@pve", "GET", "/access/tfa", nil),
+	wantJSON(t, "locked list", h.Do("bob@pve", "GET", "/access/tfa", nil),
 		`[{"userid":"bob@pve","entries":[{"type":"totp","id":"v1-entry","created":1}],"totp-locked":true,"tfa-locked-until":`+until+`}]`)
 	runCases(t, h, []callCase{
 		{name: "no privileges", user: "carl@pve", method: "PUT", path: "/access/users/bob@pve/unlock-tfa", status: 403, msg: "Permission check failed\n"},
 		{name: "no tfa data", user: "root@pam", method: "PUT", path: "/access/users/alice@pve/unlock-tfa", status: 500, msg: "no such user\n"},
 	})
 	// grace administers the ops group, bob's.
-	wantJSON(t, "unlock", h.call("grace@pve", "PUT", "/access/users/bob@pve/unlock-tfa", nil), `true`)
+	wantJSON(t, "unlock", h.Do("grace@pve", "PUT", "/access/users/bob@pve/unlock-tfa", nil), `true`)
 	u := h.tfaFile().Users["bob@pve"]
 	if u == nil || u.TOTPLocked || u.TFALockedUntil != nil || len(u.TOTP) != 1 {
-		t.Errorf("bob after unlock: %s", h.fileBytes("priv/tfa.cfg"))
+		t.Errorf("bob after unlock: %s", h.File("priv/tfa.cfg"))
 	}
 	data, err := os.ReadFile(counters)
 	if err != nil {
@@ -277,13 +278,13 @@ func TestUnlockTFA(t *testing.T) {
 	if d, err := tfa.ParseChallengeData(data); err != nil || d.TOTPFailures != 0 || d.TFAFailures != 0 {
 		t.Errorf("counters after unlock: %s (%v)", data, err)
 	}
-	before := h.fileBytes("priv/tfa.cfg")
-	wantJSON(t, "unlock again", h.call("root@pam", "PUT", "/access/users/bob@pve/unlock-tfa", nil), `false`)
-	wantJSON(t, "unlock unlocked", h.call("root@pam", "PUT", "/access/users/carl@pve/unlock-tfa", nil), `false`)
-	if got := h.fileBytes("priv/tfa.cfg"); got != before {
+	before := h.File("priv/tfa.cfg")
+	wantJSON(t, "unlock again", h.Do("root@pam", "PUT", "/access/users/bob@pve/unlock-tfa", nil), `false`)
+	wantJSON(t, "unlock unlocked", h.Do("root@pam", "PUT", "/access/users/carl@pve/unlock-tfa", nil), `false`)
+	if got := h.File("priv/tfa.cfg"); got != before {
 		t.Errorf("unlocking unlocked users wrote tfa.cfg:\n%s", got)
 	}
-	if _, err := os.Stat(filepath.Join(h.auth.TFAChallengeDir(), "carl@pve")); err == nil {
+	if _, err := os.Stat(filepath.Join(h.Auth.TFAChallengeDir(), "carl@pve")); err == nil {
 		t.Errorf("unlock created carl's challenge file")
 	}
 }
@@ -294,8 +295,8 @@ func TestReadUserTFAType(t *testing.T) {
 	h.loginAll("alice@pve", "bob@pve", "carl@pve")
 	h.writeFile("priv/tfa.cfg", `{"users":{"bob@pve":{"totp":[{"id":"a","created":1,"entry":"`+tfaTestURI+`"}],"recovery":{"secret":"0011223344556677","entries":[null],"created":2}},`+
 		`"carl@pve":{"recovery":{"secret":"0011223344556677","entries":[null],"created":2}}}}`, 0o600)
-	get := func(caller, userid string, kv ...string) reply {
-		return h.call(caller, "GET", "/access/users/"+userid+"/tfa", vals(kv...))
+	get := func(caller, userid string, kv ...string) apitest.Reply {
+		return h.Do(caller, "GET", "/access/users/"+userid+"/tfa", vals(kv...))
 	}
 	wantJSON(t, "bob", get("bob@pve", "bob@pve"), `{"user":"oath"}`)
 	wantJSON(t, "bob multiple", get("bob@pve", "bob@pve", "multiple", "1"), `{"user":["totp","recovery"]}`)
@@ -309,7 +310,7 @@ func TestReadUserTFAType(t *testing.T) {
 	// A realm enforcing TOTP; adding a factor converts dora's old key.
 	h.writeFile("domains.cfg", "pam: pam\n\tcomment Linux PAM standard authentication\n\npve: pve\n\tcomment Proxmox VE authentication server\n\tdefault 1\n\ttfa type=oath,digits=8,step=60\n\n", 0o640)
 	wantJSON(t, "bob in an oath realm", get("root@pam", "bob@pve"), `{"realm":"oath","user":"oath"}`)
-	r := h.call("root@pam", "POST", "/access/tfa/dora@pve", vals("type", "recovery"))
+	r := h.Do("root@pam", "POST", "/access/tfa/dora@pve", vals("type", "recovery"))
 	if r.Status != http.StatusOK {
 		t.Fatalf("add recovery for dora: %d %q", r.Status, r.Message)
 	}
@@ -318,7 +319,7 @@ func TestReadUserTFAType(t *testing.T) {
 	}
 	u := h.tfaFile().Users["dora@pve"]
 	if u == nil || len(u.TOTP) != 1 || u.Recovery == nil {
-		t.Fatalf("dora's factors: %s", h.fileBytes("priv/tfa.cfg"))
+		t.Fatalf("dora's factors: %s", h.File("priv/tfa.cfg"))
 	}
 	key := u.TOTP[0]
 	if key.Description != "<old userconfig key 0>" || key.Key.Account != "Old key for dora@pve" || key.Key.Issuer == nil || *key.Key.Issuer != "Proxmox VE" ||

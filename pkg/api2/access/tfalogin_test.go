@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/api/apitest"
 	"github.com/pvenode/pvenode/pkg/tfa"
 )
 
@@ -35,7 +36,7 @@ func tfaHarness(t *testing.T) (*harness, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(h.dir, "priv/tfa.cfg"), data, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(h.Dir, "priv/tfa.cfg"), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return h, keys
@@ -49,12 +50,12 @@ type ticketReply struct {
 	Cap      map[string]json.RawMessage `json:"cap"`
 }
 
-func (h *harness) login(params ...string) (reply, ticketReply) {
-	h.t.Helper()
-	r := h.call("", "POST", "/access/ticket", vals(params...))
+func (h *harness) login(params ...string) (apitest.Reply, ticketReply) {
+	h.TB.Helper()
+	r := h.Do("", "POST", "/access/ticket", vals(params...))
 	var tr ticketReply
 	if r.Status == http.StatusOK {
-		r.decode(h.t, &tr)
+		r.Decode(h.TB, &tr)
 	}
 	return r, tr
 }
@@ -84,7 +85,7 @@ func TestTFALogin(t *testing.T) {
 		t.Fatalf("first step: %d %q %+v", r.Status, r.Message, half)
 	}
 	// The half ticket is no login ticket.
-	if r := h.callWithTicket(half.Ticket, "GET", "/access/permissions"); r.Status != 401 {
+	if r := h.Do("ticket:"+half.Ticket, "GET", "/access/permissions", nil); r.Status != 401 {
 		t.Errorf("half ticket used as a login ticket: %d, want 401", r.Status)
 	}
 	// A wrong code fails.
@@ -97,7 +98,7 @@ func TestTFALogin(t *testing.T) {
 	if r.Status != 200 || full.NeedTFA != 0 || full.Cap == nil || strings.HasPrefix(full.Ticket, "PVE:!tfa!") {
 		t.Fatalf("second step: %d %q %+v", r.Status, r.Message, full)
 	}
-	if r := h.callWithTicket(full.Ticket, "GET", "/access/permissions"); r.Status != 200 {
+	if r := h.Do("ticket:"+full.Ticket, "GET", "/access/permissions", nil); r.Status != 200 {
 		t.Errorf("full ticket: %d", r.Status)
 	}
 	// Replay of the same code, with a fresh half ticket, is refused.
@@ -119,7 +120,7 @@ func TestTFALogin(t *testing.T) {
 		t.Errorf("used recovery key again: %d, want 401", r.Status)
 	}
 	// tfa.cfg stays readable by PVE's format parser and records the use.
-	cfg, err := tfa.Parse([]byte(h.fileBytes("priv/tfa.cfg")))
+	cfg, err := tfa.Parse([]byte(h.File("priv/tfa.cfg")))
 	if err != nil {
 		t.Fatalf("tfa.cfg after logins: %v", err)
 	}

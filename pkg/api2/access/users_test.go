@@ -19,18 +19,18 @@ acl:1:/access/groups/ops:grace@pve:PVEUserAdmin:
 
 func TestUsersCreateReadUpdateDelete(t *testing.T) {
 	h := newHarness(t, usersCfg)
-	r := h.call("root@pam", "POST", "/access/users", vals("userid", "dave@pve", "password", "s3cret-pass",
+	r := h.Do("root@pam", "POST", "/access/users", vals("userid", "dave@pve", "password", "s3cret-pass",
 		"groups", "ops", "email", "dave@example.com", "comment", "night shift", "expire", "4102444800"))
 	if r.Status != http.StatusOK {
 		t.Fatalf("create: %d %q %v", r.Status, r.Message, r.Errors)
 	}
-	if got, want := h.fileBytes("user.cfg"), "user:dave@pve:1:4102444800:::dave@example.com:night shift::\n"; !strings.Contains(got, want) {
+	if got, want := h.File("user.cfg"), "user:dave@pve:1:4102444800:::dave@example.com:night shift::\n"; !strings.Contains(got, want) {
 		t.Errorf("user.cfg lacks %q:\n%s", want, got)
 	}
 	if got := h.userCfg().Groups["ops"].Members; !got["dave@pve"] || !got["carol@pve"] {
 		t.Errorf("ops members %v", got)
 	}
-	if _, err := h.auth.Login(t.Context(), "dave", "s3cret-pass", "pve", "127.0.0.1"); err != nil {
+	if _, err := h.Auth.Login(t.Context(), "dave", "s3cret-pass", "pve", "127.0.0.1"); err != nil {
 		t.Errorf("login with the new password: %v", err)
 	}
 
@@ -47,7 +47,7 @@ func TestUsersCreateReadUpdateDelete(t *testing.T) {
 		{"short password", "root@pam", []string{"userid", "eve@pve", "password", "short"}, 400, "Parameter verification failed.\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := h.call(tc.user, "POST", "/access/users", vals(tc.params...))
+			r := h.Do(tc.user, "POST", "/access/users", vals(tc.params...))
 			if r.Status != tc.status || r.Message != tc.msg {
 				t.Errorf("got %d %q %v, want %d %q", r.Status, r.Message, r.Errors, tc.status, tc.msg)
 			}
@@ -58,9 +58,9 @@ func TestUsersCreateReadUpdateDelete(t *testing.T) {
 	}
 
 	// Read: PVE's fields and JSON types.
-	r = h.call("root@pam", "GET", "/access/users/carol@pve", nil)
+	r = h.Do("root@pam", "GET", "/access/users/carol@pve", nil)
 	var u map[string]any
-	r.decode(t, &u)
+	r.Decode(t, &u)
 	want := map[string]any{"enable": 1.0, "expire": 0.0, "email": "carol@example.com", "comment": "ops engineer",
 		"groups": []any{"ops"}, "tokens": nil}
 	if len(u) != len(want) {
@@ -73,7 +73,7 @@ func TestUsersCreateReadUpdateDelete(t *testing.T) {
 	}
 
 	// Update: disable, replace groups, clear the email; then append.
-	r = h.call("root@pam", "PUT", "/access/users/carol@pve", vals("enable", "0", "groups", "admins", "email", ""))
+	r = h.Do("root@pam", "PUT", "/access/users/carol@pve", vals("enable", "0", "groups", "admins", "email", ""))
 	if r.Status != 200 {
 		t.Fatalf("update: %d %q", r.Status, r.Message)
 	}
@@ -84,25 +84,25 @@ func TestUsersCreateReadUpdateDelete(t *testing.T) {
 	if cfg.Groups["ops"].Members["carol@pve"] || !cfg.Groups["admins"].Members["carol@pve"] {
 		t.Errorf("groups after replace: ops %v admins %v", cfg.Groups["ops"].Members, cfg.Groups["admins"].Members)
 	}
-	h.call("root@pam", "PUT", "/access/users/carol@pve", vals("groups", "ops", "append", "1"))
+	h.Do("root@pam", "PUT", "/access/users/carol@pve", vals("groups", "ops", "append", "1"))
 	if cfg := h.userCfg(); !cfg.Groups["ops"].Members["carol@pve"] || !cfg.Groups["admins"].Members["carol@pve"] {
 		t.Errorf("append did not keep both groups")
 	}
-	if r := h.call("root@pam", "PUT", "/access/users/nobody@pve", vals("comment", "x")); r.Status != 500 ||
+	if r := h.Do("root@pam", "PUT", "/access/users/nobody@pve", vals("comment", "x")); r.Status != 500 ||
 		r.Message != "update user failed: no such user ('nobody@pve')\n" {
 		t.Errorf("update of a missing user: %d %q", r.Status, r.Message)
 	}
 
 	// Delete: the user, its groups, ACL entries and password go.
-	h.call("root@pam", "PUT", "/access/acl", vals("path", "/vms", "users", "dave@pve", "roles", "PVEVMUser"))
-	if r := h.call("root@pam", "DELETE", "/access/users/dave@pve", nil); r.Status != 200 {
+	h.Do("root@pam", "PUT", "/access/acl", vals("path", "/vms", "users", "dave@pve", "roles", "PVEVMUser"))
+	if r := h.Do("root@pam", "DELETE", "/access/users/dave@pve", nil); r.Status != 200 {
 		t.Fatalf("delete: %d %q", r.Status, r.Message)
 	}
-	data := h.fileBytes("user.cfg")
+	data := h.File("user.cfg")
 	if strings.Contains(data, "dave@pve") {
 		t.Errorf("user.cfg still names dave after delete:\n%s", data)
 	}
-	if strings.Contains(h.fileBytes("priv/shadow.cfg"), "dave:") {
+	if strings.Contains(h.File("priv/shadow.cfg"), "dave:") {
 		t.Error("shadow.cfg still has dave's password")
 	}
 }
@@ -136,9 +136,9 @@ func TestUserIndexVisibility(t *testing.T) {
 		{"grace@pve", "carol@pve,grace@pve"}, // User.Modify on group ops, plus themselves
 		{"alice@pve", "alice@pve,bob@pve,carol@pve,grace@pve,root@pam"},
 	} {
-		r := h.call(tc.user, "GET", "/access/users", nil)
+		r := h.Do(tc.user, "GET", "/access/users", nil)
 		var list []map[string]any
-		r.decode(t, &list)
+		r.Decode(t, &list)
 		var ids []string
 		for _, e := range list {
 			ids = append(ids, e["userid"].(string))
@@ -150,9 +150,9 @@ func TestUserIndexVisibility(t *testing.T) {
 			t.Errorf("index as %s: %s, want %s", tc.user, got, tc.want)
 		}
 	}
-	r := h.call("root@pam", "GET", "/access/users", vals("full", "1", "enabled", "1"))
+	r := h.Do("root@pam", "GET", "/access/users", vals("full", "1", "enabled", "1"))
 	var list []map[string]any
-	r.decode(t, &list)
+	r.Decode(t, &list)
 	for _, e := range list {
 		if e["userid"] == "carol@pve" && e["groups"] != "ops" {
 			t.Errorf("full index: carol groups %v", e["groups"])
@@ -164,17 +164,17 @@ func TestUserIndexVisibility(t *testing.T) {
 // the group's members only.
 func TestUseridGroupCheck(t *testing.T) {
 	h := newHarness(t, usersCfg)
-	if r := h.call("grace@pve", "GET", "/access/users/carol@pve", nil); r.Status != 200 {
+	if r := h.Do("grace@pve", "GET", "/access/users/carol@pve", nil); r.Status != 200 {
 		t.Errorf("grace reads carol (in ops): %d %q", r.Status, r.Message)
 	}
-	if r := h.call("grace@pve", "GET", "/access/users/alice@pve", nil); r.Status != 403 {
+	if r := h.Do("grace@pve", "GET", "/access/users/alice@pve", nil); r.Status != 403 {
 		t.Errorf("grace reads alice (not in ops): %d %q, want 403", r.Status, r.Message)
 	}
-	if r := h.call("grace@pve", "PUT", "/access/users/carol@pve", vals("groups", "admins")); r.Status != 403 ||
+	if r := h.Do("grace@pve", "PUT", "/access/users/carol@pve", vals("groups", "admins")); r.Status != 403 ||
 		r.Message != "Permission check failed (/access/groups/admins, User.Modify)\n" {
 		t.Errorf("grace moves carol to admins: %d %q, want 403", r.Status, r.Message)
 	}
-	if r := h.call("grace@pve", "GET", "/access/users/nobody@pve", nil); r.Status != 500 || r.Message != "no such user ('nobody@pve')\n" {
+	if r := h.Do("grace@pve", "GET", "/access/users/nobody@pve", nil); r.Status != 500 || r.Message != "no such user ('nobody@pve')\n" {
 		t.Errorf("missing user: %d %q", r.Status, r.Message)
 	}
 }
@@ -183,7 +183,7 @@ var uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-
 
 func TestTokens(t *testing.T) {
 	h := newHarness(t, usersCfg+"acl:1:/vms:bob@pve:PVEVMUser:\n")
-	r := h.call("bob@pve", "POST", "/access/users/bob@pve/token/ci", vals("comment", "CI runner", "privsep", "0"))
+	r := h.Do("bob@pve", "POST", "/access/users/bob@pve/token/ci", vals("comment", "CI runner", "privsep", "0"))
 	if r.Status != 200 {
 		t.Fatalf("generate: %d %q %v", r.Status, r.Message, r.Errors)
 	}
@@ -192,52 +192,52 @@ func TestTokens(t *testing.T) {
 		Value  string         `json:"value"`
 		Info   map[string]any `json:"info"`
 	}
-	r.decode(t, &gen)
+	r.Decode(t, &gen)
 	if gen.FullID != "bob@pve!ci" || !uuidRe.MatchString(gen.Value) || gen.Info["privsep"] != 0.0 || gen.Info["comment"] != "CI runner" {
 		t.Fatalf("generate answer %+v", gen)
 	}
-	if got, want := h.fileBytes("user.cfg"), "token:bob@pve!ci:0:0:CI runner:\n"; !strings.Contains(got, want) {
+	if got, want := h.File("user.cfg"), "token:bob@pve!ci:0:0:CI runner:\n"; !strings.Contains(got, want) {
 		t.Errorf("user.cfg lacks %q:\n%s", want, got)
 	}
-	if got := h.fileBytes("priv/token.cfg"); !strings.Contains(got, "bob@pve!ci "+gen.Value+"\n") {
+	if got := h.File("priv/token.cfg"); !strings.Contains(got, "bob@pve!ci "+gen.Value+"\n") {
 		t.Errorf("token.cfg lacks the secret:\n%s", got)
 	}
 	tok := "token:bob@pve!ci=" + gen.Value
 	// Tokens are their own identity: "self" checks do not cover them (PVE).
-	if r := h.call(tok, "GET", "/access/permissions", nil); r.Status != 200 {
+	if r := h.Do(tok, "GET", "/access/permissions", nil); r.Status != 200 {
 		t.Errorf("the new token authenticates: %d %q", r.Status, r.Message)
 	}
-	if r := h.call(tok, "GET", "/access/users/bob@pve/token", nil); r.Status != 403 {
+	if r := h.Do(tok, "GET", "/access/users/bob@pve/token", nil); r.Status != 403 {
 		t.Errorf("token on a self-only method: %d %q, want 403", r.Status, r.Message)
 	}
-	if r := h.call("token:bob@pve!ci=00000000-0000-4000-8000-000000000000", "GET", "/access/permissions", nil); r.Status != 401 {
+	if r := h.Do("token:bob@pve!ci=00000000-0000-4000-8000-000000000000", "GET", "/access/permissions", nil); r.Status != 401 {
 		t.Errorf("a wrong secret: %d, want 401", r.Status)
 	}
-	if r := h.call("bob@pve", "POST", "/access/users/bob@pve/token/ci", nil); r.Status != 400 || r.Errors["tokenid"] != "Token already exists." {
+	if r := h.Do("bob@pve", "POST", "/access/users/bob@pve/token/ci", nil); r.Status != 400 || r.Errors["tokenid"] != "Token already exists." {
 		t.Errorf("duplicate token: %d %q %v", r.Status, r.Message, r.Errors)
 	}
-	if r := h.call("bob@pve", "POST", "/access/users/alice@pve/token/xy", nil); r.Status != 403 {
+	if r := h.Do("bob@pve", "POST", "/access/users/alice@pve/token/xy", nil); r.Status != 403 {
 		t.Errorf("bob makes a token for alice: %d, want 403", r.Status)
 	}
 
-	r = h.call("bob@pve", "PUT", "/access/users/bob@pve/token/ci", vals("delete", "comment", "expire", "4102444800"))
+	r = h.Do("bob@pve", "PUT", "/access/users/bob@pve/token/ci", vals("delete", "comment", "expire", "4102444800"))
 	var info map[string]any
-	r.decode(t, &info)
+	r.Decode(t, &info)
 	if r.Status != 200 || info["comment"] != nil || info["expire"] != 4102444800.0 {
 		t.Errorf("update: %d %v", r.Status, info)
 	}
-	if r := h.call("bob@pve", "PUT", "/access/users/bob@pve/token/ci", vals("delete", "privsep")); r.Status != 400 {
+	if r := h.Do("bob@pve", "PUT", "/access/users/bob@pve/token/ci", vals("delete", "privsep")); r.Status != 400 {
 		t.Errorf("delete of a non-deletable option: %d, want 400", r.Status)
 	}
 
-	h.call("root@pam", "PUT", "/access/acl", vals("path", "/vms", "tokens", "bob@pve!ci", "roles", "PVEAuditor"))
-	if r := h.call("bob@pve", "DELETE", "/access/users/bob@pve/token/ci", nil); r.Status != 200 {
+	h.Do("root@pam", "PUT", "/access/acl", vals("path", "/vms", "tokens", "bob@pve!ci", "roles", "PVEAuditor"))
+	if r := h.Do("bob@pve", "DELETE", "/access/users/bob@pve/token/ci", nil); r.Status != 200 {
 		t.Fatalf("remove: %d %q", r.Status, r.Message)
 	}
-	if strings.Contains(h.fileBytes("user.cfg"), "bob@pve!ci") || strings.Contains(h.fileBytes("priv/token.cfg"), "bob@pve!ci") {
-		t.Errorf("token left behind:\n%s\n%s", h.fileBytes("user.cfg"), h.fileBytes("priv/token.cfg"))
+	if strings.Contains(h.File("user.cfg"), "bob@pve!ci") || strings.Contains(h.File("priv/token.cfg"), "bob@pve!ci") {
+		t.Errorf("token left behind:\n%s\n%s", h.File("user.cfg"), h.File("priv/token.cfg"))
 	}
-	if r := h.call("bob@pve", "GET", "/access/users/bob@pve/token/ci", nil); r.Status != 500 ||
+	if r := h.Do("bob@pve", "GET", "/access/users/bob@pve/token/ci", nil); r.Status != 500 ||
 		r.Message != "no such token 'ci' for user 'bob@pve'\n" {
 		t.Errorf("read removed token: %d %q", r.Status, r.Message)
 	}
@@ -247,37 +247,37 @@ func TestTokens(t *testing.T) {
 // networks (beyond PVE) and the token is refused from elsewhere.
 func TestTokenNetworksParam(t *testing.T) {
 	h := newHarness(t, usersCfg)
-	if r := h.call("bob@pve", "POST", "/access/users/bob@pve/token/ci", vals("pvenode-allowed-networks", "10.0.0.0/8 garbage")); r.Status != 400 {
+	if r := h.Do("bob@pve", "POST", "/access/users/bob@pve/token/ci", vals("pvenode-allowed-networks", "10.0.0.0/8 garbage")); r.Status != 400 {
 		t.Fatalf("bad list: %d %q %v, want 400", r.Status, r.Message, r.Errors)
 	}
-	if strings.Contains(h.fileBytes("user.cfg"), "bob@pve!ci") {
+	if strings.Contains(h.File("user.cfg"), "bob@pve!ci") {
 		t.Fatal("a refused token was written")
 	}
-	r := h.call("bob@pve", "POST", "/access/users/bob@pve/token/ci", vals("pvenode-allowed-networks", "192.0.2.0/24", "privsep", "0"))
+	r := h.Do("bob@pve", "POST", "/access/users/bob@pve/token/ci", vals("pvenode-allowed-networks", "192.0.2.0/24", "privsep", "0"))
 	if r.Status != 200 {
 		t.Fatalf("generate: %d %q %v", r.Status, r.Message, r.Errors)
 	}
 	var gen struct {
 		Value string `json:"value"`
 	}
-	r.decode(t, &gen)
-	if got := h.fileBytes("pvenode/token-networks.cfg"); !strings.Contains(got, "bob@pve!ci 192.0.2.0/24") {
+	r.Decode(t, &gen)
+	if got := h.File("pvenode/token-networks.cfg"); !strings.Contains(got, "bob@pve!ci 192.0.2.0/24") {
 		t.Errorf("token-networks.cfg:\n%s", got)
 	}
 	tok := "token:bob@pve!ci=" + gen.Value
-	if r := h.call(tok, "GET", "/access/permissions", nil); r.Status != 401 {
+	if r := h.Do(tok, "GET", "/access/permissions", nil); r.Status != 401 {
 		t.Errorf("token from 127.0.0.1 outside 192.0.2.0/24: %d, want 401", r.Status)
 	}
-	if r := h.call("bob@pve", "PUT", "/access/users/bob@pve/token/ci", vals("pvenode-allowed-networks", "127.0.0.0/8")); r.Status != 200 {
+	if r := h.Do("bob@pve", "PUT", "/access/users/bob@pve/token/ci", vals("pvenode-allowed-networks", "127.0.0.0/8")); r.Status != 200 {
 		t.Fatalf("update networks: %d %q", r.Status, r.Message)
 	}
-	if r := h.call(tok, "GET", "/access/permissions", nil); r.Status != 200 {
+	if r := h.Do(tok, "GET", "/access/permissions", nil); r.Status != 200 {
 		t.Errorf("token from 127.0.0.1 inside 127.0.0.0/8: %d, want 200", r.Status)
 	}
-	if r := h.call("bob@pve", "DELETE", "/access/users/bob@pve/token/ci", nil); r.Status != 200 {
+	if r := h.Do("bob@pve", "DELETE", "/access/users/bob@pve/token/ci", nil); r.Status != 200 {
 		t.Fatalf("remove: %d", r.Status)
 	}
-	if strings.Contains(h.fileBytes("pvenode/token-networks.cfg"), "bob@pve!ci") {
+	if strings.Contains(h.File("pvenode/token-networks.cfg"), "bob@pve!ci") {
 		t.Error("networks of a removed token left behind")
 	}
 }

@@ -3,9 +3,6 @@ package nodes_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,27 +12,25 @@ import (
 
 	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/api"
+	"github.com/pvenode/pvenode/pkg/api/apitest"
 	"github.com/pvenode/pvenode/pkg/api2/nodes"
-	"github.com/pvenode/pvenode/pkg/pvefs"
 	"github.com/pvenode/pvenode/pkg/storage"
 	"github.com/pvenode/pvenode/pkg/tasks"
-	"github.com/pvenode/pvenode/pkg/ticket"
 )
 
 // pw is the password of every test user.
-const pw = "task test password"
+const pw = apitest.Password
 
 // storEnv is pvedaemon's API server over a real Authenticator, a config
 // root with a storage.cfg whose dir storage lives in a temporary directory,
 // real qemu-img and a real task manager. The task tests use it too
 // (newNodeEnv).
 type storEnv struct {
-	t     *testing.T
-	srv   *api.Server
-	auth  *access.Authenticator
+	*apitest.Client
+	t     *testing.T            // Client.TB as a *testing.T
+	auth  *access.Authenticator // Client.Auth
 	tasks *tasks.Manager
 	store string // path of the dir storage "store"
-	login map[string]*access.LoginResult
 }
 
 // newStorEnv is newNodeEnv for tests that run qemu-img.
@@ -55,89 +50,22 @@ func newNodeEnv(t *testing.T) *storEnv {
 		"dir: store\n\tpath " + store + "\n\tcontent images,iso,backup\n\n" +
 		"dir: other\n\tpath " + filepath.Join(dir, "other") + "\n\tcontent iso\n\tnodes n2\n\n" +
 		"nfs: nas\n\texport /srv\n\tpath /mnt/pve/nas\n\tserver 192.0.2.1\n\tcontent images\n\n"
-	for name, data := range map[string]string{
-		"domains.cfg": "pve: pve\n\tcomment x\n\n",
+	env := apitest.New(t, apitest.Setup{Dir: dir, Files: map[string]string{
 		"storage.cfg": cfg,
 		"user.cfg": "user:alice@pve:1:0:::::\nuser:bob@pve:1:0:::::\nuser:carol@pve:1:0:::::\n" +
 			"acl:1:/storage/store:alice@pve:PVEDatastoreUser:\n" +
 			"acl:1:/vms/100:alice@pve:PVEVMAdmin:\n" +
 			"acl:1:/storage:carol@pve:PVEDatastoreAdmin:\n" +
 			"acl:1:/nodes/n1:carol@pve:PVEAuditor:\n",
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o640); err != nil {
-			t.Fatal(err)
-		}
-	}
-	root, err := pvefs.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	auth, err := access.NewAuthenticator(access.Deps{FS: root, Clock: time.Now, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := auth.EnsureKeys(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []string{"alice", "bob", "carol"} {
-		if err := access.SetPassword(ctx, root, u, pw); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m, err := tasks.New(tasks.Config{Root: filepath.Join(dir, "tasks"), Node: "n1", Logger: log})
+	}})
+	m, err := tasks.New(tasks.Config{Root: filepath.Join(dir, "tasks"), Node: apitest.Node, Logger: env.Log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close(context.Background()) })
-	srv, err := api.NewServer(api.Config{
-		Registry: api.NewRegistry(nodes.Methods(nodes.Deps{Privs: auth, Tasks: m,
-			Storage: &nodes.StorageDeps{Config: root}})),
-		Auth: auth, Mode: api.ModeDaemon, NodeName: "n1", Log: log,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &storEnv{t: t, srv: srv, auth: auth, tasks: m, store: store, login: map[string]*access.LoginResult{}}
-}
-
-// call sends one request as user (query for GET/DELETE, form body for
-// POST) and returns the status, data and the whole body.
-func (e *storEnv) call(user, method, path string, q url.Values) (int, json.RawMessage, string) {
-	e.t.Helper()
-	res, ok := e.login[user]
-	if !ok {
-		var err error
-		res, err = e.auth.Login(context.Background(), strings.TrimSuffix(user, "@pve"), pw, "pve", "127.0.0.1")
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		e.login[user] = res
-	}
-	target := "/api2/json" + path
-	var body io.Reader
-	if method == "POST" {
-		body = strings.NewReader(q.Encode())
-	} else if len(q) > 0 {
-		target += "?" + q.Encode()
-	}
-	req := httptest.NewRequest(method, target, body)
-	req.RemoteAddr = "127.0.0.1:1"
-	req.Header.Set("Cookie", ticket.CookieHeader(res.Ticket))
-	if method != "GET" {
-		req.Header.Set("CSRFPreventionToken", res.CSRFPreventionToken)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	w := httptest.NewRecorder()
-	e.srv.ServeHTTP(w, req)
-	var env struct {
-		Data json.RawMessage `json:"data"`
-	}
-	_ = json.Unmarshal(w.Body.Bytes(), &env)
-	return w.Code, env.Data, w.Body.String()
+	c := env.Serve(api.NewRegistry(nodes.Methods(nodes.Deps{Privs: env.Auth, Tasks: m,
+		Storage: &nodes.StorageDeps{Config: env.Root}})))
+	return &storEnv{Client: c, t: t, auth: env.Auth, tasks: m, store: store}
 }
 
 type storStatus struct {
@@ -159,7 +87,7 @@ type storStatus struct {
 
 func (e *storEnv) index(user string, q url.Values) (int, map[string]storStatus) {
 	e.t.Helper()
-	code, data, body := e.call(user, "GET", "/nodes/n1/storage", q)
+	code, data, body := e.Call(user, "GET", "/nodes/n1/storage", q)
 	var list []storStatus
 	if code == 200 {
 		if err := json.Unmarshal(data, &list); err != nil {
@@ -223,7 +151,7 @@ func TestStorageStatus(t *testing.T) {
 		l["store"].Formats.Default != "raw" || len(l["store"].Formats.Supported) != 4 {
 		t.Errorf("storage=store format=1: %+v", l)
 	}
-	if code, _, _ := e.call("carol@pve", "GET", "/nodes/n1/storage", url.Values{"storage": {"nope"}}); code != 400 {
+	if code, _, _ := e.Call("carol@pve", "GET", "/nodes/n1/storage", url.Values{"storage": {"nope"}}); code != 400 {
 		t.Errorf("storage=nope: %d, want 400", code)
 	}
 	// alice (Datastore.AllocateSpace on store only) sees store; bob nothing.
@@ -235,24 +163,24 @@ func TestStorageStatus(t *testing.T) {
 	}
 
 	// read_status.
-	code, data, body := e.call("alice@pve", "GET", "/nodes/n1/storage/store/status", nil)
+	code, data, body := e.Call("alice@pve", "GET", "/nodes/n1/storage/store/status", nil)
 	var one map[string]any
 	_ = json.Unmarshal(data, &one)
 	if code != 200 || one["active"] != float64(1) || one["type"] != "dir" || one["total"].(float64) <= 0 || one["storage"] != nil {
 		t.Errorf("read_status: %d %s", code, body)
 	}
-	if code, _, _ := e.call("bob@pve", "GET", "/nodes/n1/storage/store/status", nil); code != 403 {
+	if code, _, _ := e.Call("bob@pve", "GET", "/nodes/n1/storage/store/status", nil); code != 403 {
 		t.Errorf("bob reads status: %d, want 403", code)
 	}
-	if code, _, _ := e.call("carol@pve", "GET", "/nodes/n1/storage/nope/status", nil); code != 400 {
+	if code, _, _ := e.Call("carol@pve", "GET", "/nodes/n1/storage/nope/status", nil); code != 400 {
 		t.Errorf("status of a missing storage: %d, want 400", code)
 	}
-	code, data, _ = e.call("carol@pve", "GET", "/nodes/n1/storage/nas/status", nil)
+	code, data, _ = e.Call("carol@pve", "GET", "/nodes/n1/storage/nas/status", nil)
 	_ = json.Unmarshal(data, &one)
 	if code != 200 || one["active"] != float64(0) || one["total"] != float64(0) {
 		t.Errorf("nas status: %d %v", code, one)
 	}
-	if code, data, _ := e.call("alice@pve", "GET", "/nodes/n1/storage/store", nil); code != 200 || !strings.Contains(string(data), `"subdir":"content"`) {
+	if code, data, _ := e.Call("alice@pve", "GET", "/nodes/n1/storage/store", nil); code != 200 || !strings.Contains(string(data), `"subdir":"content"`) {
 		t.Errorf("diridx: %d %s", code, data)
 	}
 }
@@ -263,16 +191,16 @@ func TestStorageContent(t *testing.T) {
 	content := "/nodes/n1/storage/store/content"
 
 	// Allocation: bob may not, alice (AllocateSpace) may.
-	if code, _, _ := e.call("bob@pve", "POST", content, url.Values{"filename": {"vm-100-disk-0.qcow2"}, "size": {"1G"}, "vmid": {"100"}}); code != 403 {
+	if code, _, _ := e.Call("bob@pve", "POST", content, url.Values{"filename": {"vm-100-disk-0.qcow2"}, "size": {"1G"}, "vmid": {"100"}}); code != 403 {
 		t.Errorf("bob allocates: %d, want 403", code)
 	}
-	code, data, body := e.call("alice@pve", "POST", content, url.Values{"filename": {"vm-100-disk-0.qcow2"}, "size": {"1G"}, "vmid": {"100"}})
+	code, data, body := e.Call("alice@pve", "POST", content, url.Values{"filename": {"vm-100-disk-0.qcow2"}, "size": {"1G"}, "vmid": {"100"}})
 	var volid string
 	_ = json.Unmarshal(data, &volid)
 	if code != 200 || volid != "store:100/vm-100-disk-0.qcow2" {
 		t.Fatalf("alloc: %d %s", code, body)
 	}
-	code, data, body = e.call("carol@pve", "POST", content, url.Values{"filename": {"vm-101-disk-0.raw"}, "size": {"2048"}, "vmid": {"101"}})
+	code, data, body = e.Call("carol@pve", "POST", content, url.Values{"filename": {"vm-101-disk-0.raw"}, "size": {"2048"}, "vmid": {"101"}})
 	var volid2 string
 	_ = json.Unmarshal(data, &volid2)
 	if code != 200 || volid2 != "store:101/vm-101-disk-0.raw" {
@@ -297,20 +225,20 @@ func TestStorageContent(t *testing.T) {
 		{"filename": {"vm-100-disk-1.raw"}, "size": {"1T"}, "vmid": {"100"}},
 		{"filename": {"vm-100-disk-1.raw"}, "size": {"1G"}, "vmid": {"100"}, "format": {"qcow2"}},
 	} {
-		if code, _, body := e.call("carol@pve", "POST", content, q); code != 400 {
+		if code, _, body := e.Call("carol@pve", "POST", content, q); code != 400 {
 			t.Errorf("alloc %v: %d %s, want 400", q, code, body)
 		}
 	}
-	if code, _, body := e.call("carol@pve", "POST", content, url.Values{"filename": {"vm-100-disk-0.qcow2"}, "size": {"1G"}, "vmid": {"100"}}); code != 500 || !strings.Contains(body, "already exists") {
+	if code, _, body := e.Call("carol@pve", "POST", content, url.Values{"filename": {"vm-100-disk-0.qcow2"}, "size": {"1G"}, "vmid": {"100"}}); code != 500 || !strings.Contains(body, "already exists") {
 		t.Errorf("alloc over an existing image: %d %s", code, body)
 	}
-	if code, _, _ := e.call("carol@pve", "POST", "/nodes/n1/storage/nas/content", url.Values{"filename": {"vm-100-disk-1.raw"}, "size": {"1G"}, "vmid": {"100"}}); code != 501 {
+	if code, _, _ := e.Call("carol@pve", "POST", "/nodes/n1/storage/nas/content", url.Values{"filename": {"vm-100-disk-1.raw"}, "size": {"1G"}, "vmid": {"100"}}); code != 501 {
 		t.Errorf("alloc on nfs: %d, want 501", code)
 	}
 
 	// Listing: carol sees both, alice only her VM's disk, bob nothing.
 	list := func(user string, q url.Values) (int, []storage.VolumeInfo) {
-		code, data, _ := e.call(user, "GET", content, q)
+		code, data, _ := e.Call(user, "GET", content, q)
 		var l []storage.VolumeInfo
 		_ = json.Unmarshal(data, &l)
 		return code, l
@@ -333,35 +261,35 @@ func TestStorageContent(t *testing.T) {
 
 	// Info, by full volume ID and by volume name.
 	vpath := content + "/" + url.PathEscape(volid)
-	code, data, body = e.call("alice@pve", "GET", vpath, nil)
+	code, data, body = e.Call("alice@pve", "GET", vpath, nil)
 	var info map[string]any
 	_ = json.Unmarshal(data, &info)
 	if code != 200 || info["format"] != "qcow2" || info["size"] != float64(1<<30) || info["used"].(float64) <= 0 ||
 		info["path"] != filepath.Join(e.store, "images/100/vm-100-disk-0.qcow2") || info["notes"] != nil || info["protected"] != nil {
 		t.Errorf("info: %d %s", code, body)
 	}
-	if code, _, body := e.call("carol@pve", "GET", content+"/"+url.PathEscape("101/vm-101-disk-0.raw"), nil); code != 200 || !strings.Contains(body, `"format":"raw"`) {
+	if code, _, body := e.Call("carol@pve", "GET", content+"/"+url.PathEscape("101/vm-101-disk-0.raw"), nil); code != 200 || !strings.Contains(body, `"format":"raw"`) {
 		t.Errorf("info by name: %d %s", code, body)
 	}
-	if code, _, _ := e.call("alice@pve", "GET", content+"/"+url.PathEscape(volid2), nil); code != 403 {
+	if code, _, _ := e.Call("alice@pve", "GET", content+"/"+url.PathEscape(volid2), nil); code != 403 {
 		t.Errorf("alice reads VM 101's disk: %d, want 403", code)
 	}
-	if code, _, _ := e.call("carol@pve", "GET", content+"/"+url.PathEscape("other:iso/x.iso"), nil); code != 400 {
+	if code, _, _ := e.Call("carol@pve", "GET", content+"/"+url.PathEscape("other:iso/x.iso"), nil); code != 400 {
 		t.Errorf("storage mismatch: %d, want 400", code)
 	}
 
 	// Delete: a task; alice lacks Datastore.Allocate.
-	if code, _, _ := e.call("alice@pve", "DELETE", vpath, nil); code != 403 {
+	if code, _, _ := e.Call("alice@pve", "DELETE", vpath, nil); code != 403 {
 		t.Errorf("alice deletes: %d, want 403", code)
 	}
-	code, data, body = e.call("carol@pve", "DELETE", vpath, url.Values{"delay": {"5"}})
+	code, data, body = e.Call("carol@pve", "DELETE", vpath, url.Values{"delay": {"5"}})
 	if code != 200 || string(data) != "null" {
 		t.Errorf("delete with delay: %d %s", code, body)
 	}
 	if _, err := os.Stat(filepath.Join(e.store, "images/100")); !os.IsNotExist(err) {
 		t.Errorf("image dir still there: %v", err)
 	}
-	code, data, body = e.call("carol@pve", "DELETE", content+"/"+url.PathEscape(volid2), nil)
+	code, data, body = e.Call("carol@pve", "DELETE", content+"/"+url.PathEscape(volid2), nil)
 	var upid string
 	_ = json.Unmarshal(data, &upid)
 	if code != 200 || !strings.HasPrefix(upid, "UPID:n1:") || !strings.Contains(upid, ":imgdel:101@store:carol@pve:") {
@@ -369,7 +297,7 @@ func TestStorageContent(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, data, _ := e.call("carol@pve", "GET", "/nodes/n1/tasks/"+url.PathEscape(upid)+"/status", nil)
+		_, data, _ := e.Call("carol@pve", "GET", "/nodes/n1/tasks/"+url.PathEscape(upid)+"/status", nil)
 		var st map[string]any
 		_ = json.Unmarshal(data, &st)
 		if st["status"] == "stopped" {
@@ -391,7 +319,7 @@ func TestStorageContent(t *testing.T) {
 func TestStorageBackupAttributes(t *testing.T) {
 	e := newStorEnv(t)
 	// Activate by listing, then place a backup with notes and protection.
-	if code, _, body := e.call("carol@pve", "GET", "/nodes/n1/storage/store/content", nil); code != 200 {
+	if code, _, body := e.Call("carol@pve", "GET", "/nodes/n1/storage/store/content", nil); code != 200 {
 		t.Fatalf("list: %d %s", code, body)
 	}
 	name := "vzdump-qemu-100-2025_01_02-03_04_05.vma.zst"
@@ -401,7 +329,7 @@ func TestStorageBackupAttributes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	code, data, body := e.call("carol@pve", "GET", "/nodes/n1/storage/store/content/"+url.PathEscape("store:backup/"+name), nil)
+	code, data, body := e.Call("carol@pve", "GET", "/nodes/n1/storage/store/content/"+url.PathEscape("store:backup/"+name), nil)
 	var info map[string]any
 	_ = json.Unmarshal(data, &info)
 	if code != 200 || info["notes"] != "my notes" || info["protected"] != float64(1) || info["format"] != "raw" || info["size"].(float64) < 11 {
@@ -409,16 +337,16 @@ func TestStorageBackupAttributes(t *testing.T) {
 	}
 	// Clients (proxmoxer, pvesh-style scripts) send the volume ID with its
 	// '/' unencoded; PVE takes the rest of the path as the volume.
-	if code, raw, body := e.call("carol@pve", "GET", "/nodes/n1/storage/store/content/store:backup/"+name, nil); code != 200 || string(raw) != string(data) {
+	if code, raw, body := e.Call("carol@pve", "GET", "/nodes/n1/storage/store/content/store:backup/"+name, nil); code != 200 || string(raw) != string(data) {
 		t.Errorf("backup info with an unencoded '/': %d %s", code, body)
 	}
 	// A backup of VM 100: Datastore.Allocate alone (carol) is not enough,
 	// PVE wants AllocateSpace plus VM.Backup on the guest (alice).
-	if code, _, _ := e.call("carol@pve", "DELETE", "/nodes/n1/storage/store/content/"+url.PathEscape("store:backup/"+name), nil); code != 403 {
+	if code, _, _ := e.Call("carol@pve", "DELETE", "/nodes/n1/storage/store/content/"+url.PathEscape("store:backup/"+name), nil); code != 403 {
 		t.Errorf("carol deletes VM 100's backup: %d, want 403", code)
 	}
 	// A protected backup is not removed: the task fails and delay reports it.
-	code, _, body = e.call("alice@pve", "DELETE", "/nodes/n1/storage/store/content/"+url.PathEscape("store:backup/"+name), url.Values{"delay": {"5"}})
+	code, _, body = e.Call("alice@pve", "DELETE", "/nodes/n1/storage/store/content/"+url.PathEscape("store:backup/"+name), url.Values{"delay": {"5"}})
 	if code != 500 || !strings.Contains(body, "protected") {
 		t.Errorf("delete protected backup: %d %s", code, body)
 	}
@@ -433,7 +361,7 @@ func TestStorageBackupAttributes(t *testing.T) {
 	if err := os.Remove(p + ".protected"); err != nil {
 		t.Fatal(err)
 	}
-	code, data, body = e.call("alice@pve", "DELETE", "/nodes/n1/storage/store/content/"+url.PathEscape("store:backup/"+name), url.Values{"delay": {"5"}})
+	code, data, body = e.Call("alice@pve", "DELETE", "/nodes/n1/storage/store/content/"+url.PathEscape("store:backup/"+name), url.Values{"delay": {"5"}})
 	if code != 200 || string(data) != "null" {
 		t.Errorf("delete backup: %d %s", code, body)
 	}

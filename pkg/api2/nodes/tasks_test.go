@@ -60,7 +60,7 @@ func TestTaskEndpoints(t *testing.T) {
 
 	// List: alice sees her task, carol (Sys.Audit on the node) both.
 	for user, want := range map[string]int{"alice@pve": 1, "bob@pve": 1, "carol@pve": 2} {
-		code, data, body := e.call(user, "GET", "/nodes/n1/tasks", url.Values{"source": {"all"}})
+		code, data, body := e.Call(user, "GET", "/nodes/n1/tasks", url.Values{"source": {"all"}})
 		var list []map[string]any
 		_ = json.Unmarshal(data, &list)
 		if n := total(t, body); code != 200 || n != want || len(list) != want {
@@ -68,13 +68,13 @@ func TestTaskEndpoints(t *testing.T) {
 		}
 	}
 	// Status and log of alice's finished task.
-	code, data, _ := e.call("alice@pve", "GET", "/nodes/n1/tasks/"+url.PathEscape(done.String())+"/status", nil)
+	code, data, _ := e.Call("alice@pve", "GET", "/nodes/n1/tasks/"+url.PathEscape(done.String())+"/status", nil)
 	var st map[string]any
 	_ = json.Unmarshal(data, &st)
 	if code != 200 || st["status"] != "stopped" || st["exitstatus"] != "WARNINGS: 1" || st["type"] != "qmstart" {
 		t.Errorf("status: %d %v", code, st)
 	}
-	code, data, body := e.call("alice@pve", "GET", "/nodes/n1/tasks/"+url.PathEscape(done.String())+"/log", url.Values{"start": {"1"}, "limit": {"2"}})
+	code, data, body := e.Call("alice@pve", "GET", "/nodes/n1/tasks/"+url.PathEscape(done.String())+"/log", url.Values{"start": {"1"}, "limit": {"2"}})
 	var lines []struct {
 		N int    `json:"n"`
 		T string `json:"t"`
@@ -84,17 +84,17 @@ func TestTaskEndpoints(t *testing.T) {
 		t.Errorf("log page: %d %v total %d", code, lines, total(t, body))
 	}
 	// Someone else's task: bob may not read alice's log, carol may.
-	if code, _, _ := e.call("bob@pve", "GET", "/nodes/n1/tasks/"+url.PathEscape(done.String())+"/log", nil); code != 403 {
+	if code, _, _ := e.Call("bob@pve", "GET", "/nodes/n1/tasks/"+url.PathEscape(done.String())+"/log", nil); code != 403 {
 		t.Errorf("bob reads alice's log: %d, want 403", code)
 	}
-	if code, _, _ := e.call("carol@pve", "GET", "/nodes/n1/tasks/"+url.PathEscape(done.String())+"/log", nil); code != 200 {
+	if code, _, _ := e.Call("carol@pve", "GET", "/nodes/n1/tasks/"+url.PathEscape(done.String())+"/log", nil); code != 200 {
 		t.Errorf("carol (Sys.Audit) reads alice's log: %d", code)
 	}
 	// Stop: not alice (no Sys.Modify), but bob, its owner.
-	if code, _, _ := e.call("alice@pve", "DELETE", "/nodes/n1/tasks/"+url.PathEscape(running.String()), nil); code != 403 {
+	if code, _, _ := e.Call("alice@pve", "DELETE", "/nodes/n1/tasks/"+url.PathEscape(running.String()), nil); code != 403 {
 		t.Errorf("alice stops bob's task: %d, want 403", code)
 	}
-	if code, _, _ := e.call("bob@pve", "DELETE", "/nodes/n1/tasks/"+url.PathEscape(running.String()), nil); code != 200 {
+	if code, _, _ := e.Call("bob@pve", "DELETE", "/nodes/n1/tasks/"+url.PathEscape(running.String()), nil); code != 200 {
 		t.Errorf("bob stops his task: %d", code)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -102,12 +102,12 @@ func TestTaskEndpoints(t *testing.T) {
 	if err := e.tasks.Wait(wctx, running.String()); err != nil && !errors.Is(err, tasks.ErrInterrupted) {
 		t.Fatalf("wait for the stopped task: %v", err)
 	}
-	_, data, _ = e.call("bob@pve", "GET", "/nodes/n1/tasks/"+url.PathEscape(running.String())+"/status", nil)
+	_, data, _ = e.Call("bob@pve", "GET", "/nodes/n1/tasks/"+url.PathEscape(running.String())+"/status", nil)
 	_ = json.Unmarshal(data, &st)
 	if st["exitstatus"] != "received interrupt" {
 		t.Errorf("stopped task: %v", st)
 	}
-	if code, _, _ := e.call("bob@pve", "GET", "/nodes/n1/tasks/UPID:garbage/status", nil); code != 400 {
+	if code, _, _ := e.Call("bob@pve", "GET", "/nodes/n1/tasks/UPID:garbage/status", nil); code != 400 {
 		t.Errorf("bad upid: %d, want 400", code)
 	}
 }

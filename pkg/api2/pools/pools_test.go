@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/pvenode/pvenode/pkg/api/apitest"
 )
 
 // fixtureUserCfg has pools at three levels and users with different rights:
@@ -85,7 +87,7 @@ func jsonEqual(t *testing.T, got json.RawMessage, want string) {
 }
 
 // expect checks an answer's status and, for errors, its message.
-func expect(t *testing.T, r reply, status int, msg string) {
+func expect(t *testing.T, r apitest.Reply, status int, msg string) {
 	t.Helper()
 	if r.Status != status {
 		t.Fatalf("status %d (%q %v); want %d", r.Status, r.Message, r.Errors, status)
@@ -132,14 +134,14 @@ func TestIndex(t *testing.T) {
 		{"bad type", "root@pam", vals("poolid", "lab", "type", "openvz"), 400, "Parameter verification failed.\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := h.call(tc.user, http.MethodGet, "/pools", tc.params)
+			r := h.Do(tc.user, http.MethodGet, "/pools", tc.params)
 			expect(t, r, tc.status, tc.msg)
 			if tc.want != "" {
 				jsonEqual(t, r.Data, tc.want)
 			}
 		})
 	}
-	r := h.call("root@pam", http.MethodGet, "/pools", vals("type", "qemu"))
+	r := h.Do("root@pam", http.MethodGet, "/pools", vals("type", "qemu"))
 	if want := "missing property - 'type' requires this property"; r.Errors["poolid"] != want {
 		t.Errorf("errors %v; want poolid: %q", r.Errors, want)
 	}
@@ -147,17 +149,17 @@ func TestIndex(t *testing.T) {
 
 func TestReadPoolDeprecated(t *testing.T) {
 	h := newFixture(t)
-	r := h.call("bob@pve", http.MethodGet, "/pools/lab", vals("type", "lxc"))
+	r := h.Do("bob@pve", http.MethodGet, "/pools/lab", vals("type", "lxc"))
 	expect(t, r, 200, "")
 	// PVE answers the index entry, poolid included
 	jsonEqual(t, r.Data, `{"poolid":"lab","comment":"Lab pool","members":[`+ct101+`]}`)
 
-	r = h.call("root@pam", http.MethodGet, "/pools/empty", nil)
+	r = h.Do("root@pam", http.MethodGet, "/pools/empty", nil)
 	expect(t, r, 200, "")
 	jsonEqual(t, r.Data, `{"poolid":"empty","members":[]}`)
 
-	expect(t, h.call("carol@pve", http.MethodGet, "/pools/lab", nil), 403, "Permission check failed (/pool/lab, Pool.Audit)\n")
-	expect(t, h.call("root@pam", http.MethodGet, "/pools/nope", nil), 500, "pool 'nope' does not exist\n")
+	expect(t, h.Do("carol@pve", http.MethodGet, "/pools/lab", nil), 403, "Permission check failed (/pool/lab, Pool.Audit)\n")
+	expect(t, h.Do("root@pam", http.MethodGet, "/pools/nope", nil), 500, "pool 'nope' does not exist\n")
 }
 
 func TestMembersWithoutStorageCfg(t *testing.T) {
@@ -167,7 +169,7 @@ func TestMembersWithoutStorageCfg(t *testing.T) {
 		"nodes/n1/qemu-server/100.conf":  "",
 		"nodes/n1/qemu-server/0100.conf": "", // not a config name
 	})
-	r := h.call("root@pam", http.MethodGet, "/pools", vals("poolid", "p"))
+	r := h.Do("root@pam", http.MethodGet, "/pools", vals("poolid", "p"))
 	expect(t, r, 200, "")
 	jsonEqual(t, r.Data, `[{"poolid":"p","members":[`+vm100+`,{"id":"storage/n1/local","storage":"local","node":"n1","type":"storage","plugintype":"dir","status":"unknown","shared":0,"content":"backup,images,iso,rootdir,snippets,vztmpl"}]}]`)
 }
@@ -207,7 +209,7 @@ func TestCreate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newFixture(t)
-			expect(t, h.call(tc.user, http.MethodPost, "/pools", tc.params), tc.status, tc.msg)
+			expect(t, h.Do(tc.user, http.MethodPost, "/pools", tc.params), tc.status, tc.msg)
 			if got := h.poolLines(); got != tc.lines {
 				t.Errorf("pool lines:\n%s\nwant\n%s", got, tc.lines)
 			}
@@ -215,16 +217,16 @@ func TestCreate(t *testing.T) {
 	}
 	t.Run("bad name errors", func(t *testing.T) {
 		h := newFixture(t)
-		r := h.call("root@pam", http.MethodPost, "/pools", vals("poolid", "a b"))
+		r := h.Do("root@pam", http.MethodPost, "/pools", vals("poolid", "a b"))
 		if want := "invalid format - pool name 'a b' contains invalid characters"; r.Errors["poolid"] != want {
 			t.Errorf("errors %v; want poolid: %q", r.Errors, want)
 		}
 	})
 	t.Run("visible at once", func(t *testing.T) {
 		h := newFixture(t)
-		h.call("root@pam", http.MethodGet, "/pools", nil) // load the cache
-		expect(t, h.call("root@pam", http.MethodPost, "/pools", vals("poolid", "new", "comment", "c")), 200, "")
-		r := h.call("root@pam", http.MethodGet, "/pools", vals("poolid", "new"))
+		h.Do("root@pam", http.MethodGet, "/pools", nil) // load the cache
+		expect(t, h.Do("root@pam", http.MethodPost, "/pools", vals("poolid", "new", "comment", "c")), 200, "")
+		r := h.Do("root@pam", http.MethodGet, "/pools", vals("poolid", "new"))
 		expect(t, r, 200, "")
 		jsonEqual(t, r.Data, `[{"poolid":"new","comment":"c","members":[]}]`)
 	})
@@ -295,7 +297,7 @@ func TestUpdate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newFixture(t)
-			expect(t, h.call(tc.user, http.MethodPut, tc.path, tc.params), tc.status, tc.msg)
+			expect(t, h.Do(tc.user, http.MethodPut, tc.path, tc.params), tc.status, tc.msg)
 			if got := h.poolLines(); got != tc.lines {
 				t.Errorf("pool lines:\n%s\nwant\n%s", got, tc.lines)
 			}
@@ -335,7 +337,7 @@ func TestDelete(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, userCfg, files)
 			before := h.poolLines() + "\n"
-			expect(t, h.call(tc.user, http.MethodDelete, tc.path, tc.params), tc.status, tc.msg)
+			expect(t, h.Do(tc.user, http.MethodDelete, tc.path, tc.params), tc.status, tc.msg)
 			want := before
 			if tc.removed != "" {
 				want = strings.Replace(before, tc.removed+"\n", "", 1)
@@ -350,7 +352,7 @@ func TestDelete(t *testing.T) {
 func TestDeleteStorageMember(t *testing.T) {
 	// "local" exists without storage.cfg, so it keeps the pool
 	h := newHarness(t, "pool:loc:::local:\n", nil)
-	expect(t, h.call("root@pam", http.MethodDelete, "/pools", vals("poolid", "loc")), 500,
+	expect(t, h.Do("root@pam", http.MethodDelete, "/pools", vals("poolid", "loc")), 500,
 		"delete pool failed: pool 'loc' is not empty (contains storage 'local')\n")
 }
 
@@ -369,7 +371,7 @@ acl:0:/pool/c/x:bob@pve:PVEAuditor:
 acl:1:/vms:bob@pve:PVEAuditor:
 `, nil)
 	for _, id := range []string{"c", "a/b"} {
-		expect(t, h.call("root@pam", http.MethodDelete, "/pools", vals("poolid", id)), 200, "")
+		expect(t, h.Do("root@pam", http.MethodDelete, "/pools", vals("poolid", id)), 200, "")
 	}
 	want := `user:bob@pve:1:0::::::
 user:root@pam:1:0:::root@localhost:::
@@ -381,7 +383,7 @@ pool:a::::
 acl:1:/pool/a/b:bob@pve:PVEPoolUser:
 acl:1:/vms:bob@pve:PVEAuditor:
 `
-	if got := h.file("user.cfg"); got != want {
+	if got := h.File("user.cfg"); got != want {
 		t.Errorf("user.cfg:\n%s\nwant\n%s", got, want)
 	}
 }

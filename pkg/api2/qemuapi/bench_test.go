@@ -31,7 +31,7 @@ vmgenid: 4c5e9d14-59a5-4d6c-9b1f-2f5a7c1e%04x
 // stopped VMs (configs only; a running VM adds its /proc and QMP figures).
 func BenchmarkListVMs500(b *testing.B) {
 	e := newEnv(b)
-	dir := filepath.Join(e.root.Dir(), "nodes", node, "qemu-server")
+	dir := filepath.Join(e.Dir, "nodes", node, "qemu-server")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}

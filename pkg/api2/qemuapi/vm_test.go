@@ -92,7 +92,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	// Deleting a running VM is refused.
-	if code, _, body := e.call("admin", "DELETE", "/nodes/n1/qemu/100", nil); code != 500 || !strings.Contains(body, "is running - destroy failed") {
+	if code, _, body := e.Call("admin", "DELETE", "/nodes/n1/qemu/100", nil); code != 500 || !strings.Contains(body, "is running - destroy failed") {
 		t.Errorf("destroy running: %d %s", code, body)
 	}
 
@@ -140,7 +140,7 @@ func TestBadConfigs(t *testing.T) {
 		{"bad memory", url.Values{"vmid": {"102"}, "memory": {"8"}}, "memory"},
 		{"duplicate VMID", url.Values{"vmid": {"101"}, "scsi0": {"store:1"}}, "vmid"},
 	} {
-		code, _, body := e.call("admin", "POST", "/nodes/n1/qemu", tc.q)
+		code, _, body := e.Call("admin", "POST", "/nodes/n1/qemu", tc.q)
 		if code != 400 || !strings.Contains(body, `"`+tc.param+`"`) {
 			t.Errorf("%s: %d %s; want 400 naming %s", tc.name, code, body, tc.param)
 		}
@@ -168,7 +168,7 @@ func TestBadConfigs(t *testing.T) {
 		{"set and delete", url.Values{"name": {"x"}, "delete": {"name"}}, 400, `"delete"`},
 		{"stale digest", url.Values{"name": {"x"}, "digest": {strings.Repeat("0", 40)}}, 500, "detected modified configuration"},
 	} {
-		code, _, body := e.call("admin", "PUT", "/nodes/n1/qemu/101/config", tc.q)
+		code, _, body := e.Call("admin", "PUT", "/nodes/n1/qemu/101/config", tc.q)
 		if code != tc.code || !strings.Contains(body, tc.match) {
 			t.Errorf("update %s: %d %s; want %d with %s", tc.name, code, body, tc.code, tc.match)
 		}
@@ -299,7 +299,7 @@ func TestConcurrentOperations(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			code, _, body := e.call("admin", "PUT", "/nodes/n1/qemu/104/config", url.Values{"description": nil, "tags": nil, "name": {fmt.Sprintf("n%d", i)}, "onboot": {"1"}})
+			code, _, body := e.Call("admin", "PUT", "/nodes/n1/qemu/104/config", url.Values{"description": nil, "tags": nil, "name": {fmt.Sprintf("n%d", i)}, "onboot": {"1"}})
 			_ = code
 			if code != 200 {
 				mu.Lock()
@@ -383,7 +383,7 @@ func TestPermissions(t *testing.T) {
 		{"DELETE", "/nodes/n1/qemu/100", nil, 403},
 		{"POST", "/nodes/n1/qemu/100/status/start", url.Values{"skiplock": {"1"}}, 403},
 	} {
-		if code, _, body := e.call("alice", tc.method, tc.path, tc.q); code != tc.code {
+		if code, _, body := e.Call("alice", tc.method, tc.path, tc.q); code != tc.code {
 			t.Errorf("alice %s %s %v: %d %s; want %d", tc.method, tc.path, tc.q, code, body, tc.code)
 		}
 	}
