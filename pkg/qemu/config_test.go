@@ -301,3 +301,29 @@ func FuzzSplitKeyLine(f *testing.F) {
 		}
 	})
 }
+
+func TestSummaryFigures(t *testing.T) {
+	for _, tc := range []struct {
+		props    Props
+		disk     uint64
+		cpus     float64
+		maxmem   uint64
+		hostCPUs int
+	}{
+		{Props{"scsi0": "local:100/a.qcow2,size=32G", "boot": "order=scsi0;net0", "cores": "2", "memory": "2048"}, 32 << 30, 2, 2 << 30, 8},
+		{Props{"ide2": "none,media=cdrom", "scsi0": "local:100/a.raw,size=512M", "boot": "order=ide2;scsi0"}, 0, 1, 512 << 20, 8},
+		{Props{"virtio0": "local:100/a.raw,size=1T", "sockets": "2", "cores": "8"}, 1 << 40, 4, 512 << 20, 4},
+		{Props{"virtio0": "local:100/a.raw,size=1.5G", "bootdisk": "virtio0", "vcpus": "3", "cores": "4"}, 3 << 29, 3, 512 << 20, 0},
+		{Props{}, 0, 1, 512 << 20, 2},
+	} {
+		if got := tc.props.BootDiskSize(); got != tc.disk {
+			t.Errorf("%v: boot disk %d, want %d", tc.props, got, tc.disk)
+		}
+		if got := tc.props.CPUCount(tc.hostCPUs); got != tc.cpus {
+			t.Errorf("%v: cpus %v, want %v", tc.props, got, tc.cpus)
+		}
+		if got := tc.props.MaxMemBytes(); got != tc.maxmem {
+			t.Errorf("%v: maxmem %d, want %d", tc.props, got, tc.maxmem)
+		}
+	}
+}

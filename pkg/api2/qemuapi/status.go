@@ -68,86 +68,14 @@ type haState struct {
 // serialRe matches the serialN keys (conf_has_serial).
 var serialRe = regexp.MustCompile(`^serial\d+$`)
 
-// parseSize is PVE's parse_size: a number with an optional K, M, G or T.
-func parseSize(s string) (uint64, bool) {
-	mult := uint64(1)
-	if n := len(s); n > 0 {
-		switch s[n-1] {
-		case 'K', 'k':
-			mult = 1 << 10
-		case 'M', 'm':
-			mult = 1 << 20
-		case 'G', 'g':
-			mult = 1 << 30
-		case 'T', 't':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			s = s[:n-1]
-		}
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 {
-		return 0, false
-	}
-	return uint64(f * float64(mult)), true
-}
-
-// bootDiskSize is PVE's bootdisk_size: the size= of the first boot device
-// when it is a disk (not a CD-ROM), from the config alone.
-func bootDiskSize(p qemu.Props) uint64 {
-	var key string
-	if order, err := p.BootOrder(); err == nil && order != nil {
-		for _, dev := range order {
-			if isDriveKey(dev) {
-				key = dev
-				break
-			}
-		}
-	} else if bd := p["bootdisk"]; bd != "" {
-		key = bd
-	} else {
-		for _, k := range qemu.DriveKeys() {
-			if v, ok := p[k]; ok && !isCDROMValue(k, v) {
-				key = k
-				break
-			}
-		}
-	}
-	v, ok := p[key]
-	if key == "" || !ok || isCDROMValue(key, v) {
-		return 0
-	}
-	dr, err := qemu.ParseDrive(key, v)
-	if err != nil {
-		return 0
-	}
-	size, _ := dr.Opts.Get("size")
-	n, _ := parseSize(size)
-	return n
-}
-
 // configSummary fills the figures PVE takes from the config alone.
 func (d *Deps) configSummary(vmid int, cfg *qemu.Config) *vmSummary {
 	p := cfg.Props
-	s := &vmSummary{VMID: vmid, Status: "stopped", Name: p["name"], MaxDisk: bootDiskSize(p)}
+	s := &vmSummary{VMID: vmid, Status: "stopped", Name: p["name"], MaxDisk: p.BootDiskSize(),
+		CPUs: p.CPUCount(d.HostCPUs), MaxMem: p.MaxMemBytes()}
 	if s.Name == "" {
 		s.Name = "VM " + strconv.Itoa(vmid)
 	}
-	sockets, _ := p.Sockets()
-	cores, _ := p.Cores()
-	s.CPUs = float64(max(sockets, 1) * max(cores, 1))
-	if d.HostCPUs > 0 && s.CPUs > float64(d.HostCPUs) {
-		s.CPUs = float64(d.HostCPUs)
-	}
-	if v, err := strconv.Atoi(p["vcpus"]); err == nil && v > 0 {
-		s.CPUs = float64(v)
-	}
-	mem, err := p.Memory()
-	if err != nil {
-		mem = 512
-	}
-	s.MaxMem = uint64(mem) << 20
 	if b, err := strconv.ParseUint(p["balloon"], 10, 64); err == nil && b > 0 {
 		s.BalloonMin = b << 20
 		shares := int64(1000)
