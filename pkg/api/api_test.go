@@ -300,7 +300,7 @@ func TestRegistryRefusesBadDeclarations(t *testing.T) {
 }
 
 // TestTailParam: a tail placeholder takes the rest of the path, slashes
-// included, as PVE's fragmentDelimiter '' does for volume IDs.
+// included, as PVE's fragmentDelimiter ” does for volume IDs.
 func TestTailParam(t *testing.T) {
 	h := func(context.Context, *Request) (any, error) { return nil, nil }
 	r := NewRegistry([]Method{

@@ -90,6 +90,9 @@ func (m *Method) schemaMap() map[string]any {
 	if m.Protected {
 		out["protected"] = 1
 	}
+	if m.DownloadAllowed {
+		out["download_allowed"] = 1
+	}
 	if m.ProxyTo != "" {
 		out["proxyto"] = m.ProxyTo
 	}

@@ -161,9 +161,37 @@ func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, resp *http.Res
 		reqinfo.FromContext(ctx).SetReason(reason)
 	}
 	w.WriteHeader(resp.StatusCode)
-	if _, err := io.Copy(w, resp.Body); err != nil && ctx.Err() == nil && !isClosed(err) {
-		f.log.Warn("relay from pvedaemon cut", "err", err)
+	// The body streams through (a download may be large): the writer is
+	// wrapped, not the body, so the mux body's WriteTo still applies.
+	ew := &errWriter{w: w}
+	_, err := io.Copy(ew, resp.Body)
+	if err == nil || ctx.Err() != nil || isClosed(err) {
+		return
 	}
+	f.log.Warn("relay from pvedaemon cut", "err", err)
+	if ew.err == nil {
+		// pvedaemon's answer broke off: the client's must too.
+		if aw, ok := w.(*auditWriter); ok {
+			aw.cut = true
+		} else {
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// errWriter remembers the error of the writer it wraps, so a failed copy
+// can tell a failed write (the client) from a failed read (pvedaemon).
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
 }
 
 func shortErr(err error) string {

@@ -42,6 +42,10 @@ type Method struct {
 	// whose `filename` part is the file, streamed to the handler as
 	// Request.Upload rather than read whole (see stream.go).
 	Upload bool
+	// DownloadAllowed lets the handler answer a Download, sent as the
+	// answer's body instead of the JSON envelope (PVE's download_allowed;
+	// see download.go).
+	DownloadAllowed bool
 	// TailParam makes the path's last placeholder take the rest of the
 	// path, slashes included (PVE's fragmentDelimiter ''), as clients
 	// send volume IDs such as "local:iso/x.iso" unencoded.

@@ -161,10 +161,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	data, total, err := s.serve(w, r, m, pathParams, &oc)
 	if errors.Is(err, errForwarded) {
 		s.record(r, &oc, oc.status)
+		if oc.cut {
+			// pvedaemon's answer broke off: cut the client's too, so a
+			// chunked answer does not look complete.
+			panic(http.ErrAbortHandler)
+		}
 		return
 	}
 	if err != nil {
 		s.fail(w, r, format, err, &oc)
+		return
+	}
+	if d, ok := asDownload(data); ok {
+		// PVE sends a download whatever the format asked.
+		if err := s.sendDownload(w, r, m, d); err != nil {
+			s.fail(w, r, format, err, &oc)
+		}
 		return
 	}
 	if oc.reason != "" && s.fromProxy(r) {
@@ -208,6 +220,7 @@ type outcome struct {
 	reason string // why the call was refused or failed, or a success's note
 	login  bool   // POST /access/ticket
 	status int    // final status of a forwarded call
+	cut    bool   // a forwarded call's answer broke off while relayed
 }
 
 // isWrite reports whether an HTTP method changes something (POST, PUT,
@@ -302,6 +315,7 @@ type auditWriter struct {
 	http.ResponseWriter
 	status int    // the status written
 	note   string // pvedaemon's AuditHeader, if any
+	cut    bool   // pvedaemon's answer broke off while relayed
 }
 
 func (w *auditWriter) WriteHeader(code int) {
@@ -435,6 +449,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathPa
 			s.cfg.Forward.Forward(aw, r, body, id, clientIP)
 		}
 		oc.status, oc.reason = aw.outcome()
+		oc.cut = aw.cut
 		return nil, nil, errForwarded
 	}
 

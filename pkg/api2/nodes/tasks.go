@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/api"
@@ -76,10 +79,11 @@ func (d Deps) taskMethods() []api.Method {
 		},
 		{
 			Name: "read_task_log", Path: "/nodes/{node}/tasks/{upid}/log", HTTP: "GET",
-			Description: "Read task log.",
-			Protected:   true,
-			ProxyTo:     "node",
-			Permissions: api.Permissions{User: "all"},
+			Description:     "Read task log.",
+			Protected:       true,
+			DownloadAllowed: true,
+			ProxyTo:         "node",
+			Permissions:     api.Permissions{User: "all"},
 			Params: map[string]*api.Schema{
 				"download": api.Bool().Opt().TT("<boolean>"),
 				"limit":    api.Int().Min(0).Def(50).Opt().TT("<integer> (0 - N)"),
@@ -194,20 +198,63 @@ func (d Deps) listTasks(ctx context.Context, r *api.Request) (any, error) {
 }
 
 // readTaskLog is GET /nodes/{node}/tasks/{upid}/log: lines {n, t} from
-// start, limit of them, and the total.
+// start, limit of them, and the total; with download=1 the whole log file.
 func (d Deps) readTaskLog(ctx context.Context, r *api.Request) (any, error) {
 	u, err := d.task(r, "Sys.Audit")
 	if err != nil {
 		return nil, err
 	}
 	if r.Params.Bool("download", false) {
-		return nil, api.Errorf(http.StatusNotImplemented, "not implemented: task log download")
+		if r.Params.Has("start") || r.Params.Has("limit") {
+			return nil, api.Errorf(http.StatusInternalServerError, "'download' cannot be used together with 'start' or 'limit' parameters")
+		}
+		return d.taskLogDownload(u)
 	}
 	lines, total, err := d.Tasks.ReadLog(u.String(), int(r.Params.Int("start", 0)), int(r.Params.Int("limit", 50)))
 	if err != nil {
 		return nil, err
 	}
 	return api.List{Data: lines, Total: total}, nil
+}
+
+// taskLogDownload is the log of task u as a download named as PVE names
+// it: task-<node>-<type>-<start time, UTC ISO 8601>.log. The file is opened
+// here, in pvedaemon, and sent as it is when opened (a running task's log
+// up to that point). PVE gzips a log of more than 1024 bytes itself; here
+// pveproxy compresses it for clients that accept gzip (see api.Download).
+func (d Deps) taskLogDownload(u tasks.UPID) (*api.Download, error) {
+	path, err := d.Tasks.LogPath(u.String())
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, api.Errorf(http.StatusInternalServerError, "Could not open file '%s' - %s", path, strerror(err))
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, api.Errorf(http.StatusInternalServerError, "Could not open file '%s' - %s", path, strerror(err))
+	}
+	start := time.Unix(u.StartTime, 0).UTC().Format("2006-01-02T15:04:05Z")
+	return &api.Download{
+		Body:        f,
+		Size:        fi.Size(),
+		ContentType: "text/plain",
+		Filename:    "task-" + u.Node + "-" + u.Type + "-" + start + ".log",
+	}, nil
+}
+
+// strerror renders an OS error as Perl's $! does: the errno's message
+// with a capital first letter ("No such file or directory").
+func strerror(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		if s := errno.Error(); s != "" {
+			return strings.ToUpper(s[:1]) + s[1:]
+		}
+	}
+	return err.Error()
 }
 
 // readTaskStatus is GET /nodes/{node}/tasks/{upid}/status.

@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -386,63 +385,12 @@ func importUpload(ctx context.Context, l *tasks.Log, f *os.File, t *uploadTarget
 
 // checkUntrustedImage is PVE's file_size_info with untrusted set (and
 // assert_iso_content for format ""): qemu-img must read the file, and it
-// may not refer to other files (backing file, qcow2 data file, several
-// vmdk extents).
+// may not refer to other files (storage.CheckUntrusted).
 func checkUntrustedImage(ctx context.Context, q storage.QemuImg, path, format string) error {
-	bin := q.Path
-	if bin == "" {
-		bin = storage.DefaultQemuImg
-	}
-	args := []string{"info", "--output=json", path}
-	if format != "" {
-		args = append(args, "-f", format)
-	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = time.Second
-	runErr := cmd.Run()
-	if stdout.Len() == 0 {
-		if msg := strings.TrimSpace(stderr.String()); msg != "" {
-			return errors.New(msg)
-		}
-		if runErr != nil {
-			return fmt.Errorf("failed to query file information with qemu-img: %v", runErr)
-		}
-		return errors.New("failed to query file information with qemu-img")
-	}
-	var info struct {
-		Format          string `json:"format"`
-		BackingFilename string `json:"backing-filename"`
-		Children        []any  `json:"children"`
-		FormatSpecific  *struct {
-			Type string `json:"type"`
-			Data struct {
-				DataFile string `json:"data-file"`
-				Extents  []any  `json:"extents"`
-			} `json:"data"`
-		} `json:"format-specific"`
-	}
-	if err := json.Unmarshal(stdout.Bytes(), &info); err != nil {
-		return fmt.Errorf("could not parse qemu-img info command output for '%s' - %v", path, err)
-	}
-	if fs := info.FormatSpecific; fs != nil {
-		switch {
-		case fs.Type == "qcow2" && fs.Data.DataFile != "":
-			return fmt.Errorf("%s: 'data-file' references are not allowed!", path)
-		case fs.Type == "vmdk" && (len(info.Children) > 1 || len(fs.Data.Extents) > 1):
-			return fmt.Errorf("%s: multiple children or extents are not allowed!", path)
-		}
-	}
-	if info.BackingFilename != "" {
-		return fmt.Errorf("backing file not allowed for untrusted image '%s'!", path)
-	}
-	if format != "" && info.Format != format {
-		return fmt.Errorf("qemu-img bug: queried format does not match format in result '%s ne %s'", format, info.Format)
-	}
-	return nil
+	_, err := q.UntrustedInfo(ctx, path, format)
+	return err
 }
 
 // checkOVA is PVE's assert_ova_contents: the file is a tar archive with a
