@@ -132,18 +132,37 @@ func runningPID(path string) (int, error) {
 		return 0, fmt.Errorf("pid file: %w", err)
 	}
 	defer f.Close()
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
-	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
-		return 0, fmt.Errorf("query lock on %s: %w", path, err)
+	// Read the pid from the file we opened, not from path: a daemon that
+	// is stopping removes path while we look. A just-started daemon holds
+	// the lock a moment before its pid is written.
+	for range 20 {
+		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+		if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+			return 0, fmt.Errorf("query lock on %s: %w", path, err)
+		}
+		if lk.Type == unix.F_UNLCK {
+			return 0, nil // stale file of a crashed daemon, or one that just stopped
+		}
+		if pid, ok := readPIDFrom(f); ok {
+			return pid, nil
+		}
+		time.Sleep(25 * time.Millisecond)
 	}
-	if lk.Type == unix.F_UNLCK {
-		return 0, nil // stale file of a crashed daemon
+	return 0, fmt.Errorf("pid file %s: locked but holds no pid", path)
+}
+
+// readPIDFrom reads the pid in the open pid file f.
+func readPIDFrom(f *os.File) (int, bool) {
+	buf := make([]byte, 32)
+	n, err := f.ReadAt(buf, 0)
+	if n == 0 && err != nil {
+		return 0, false
 	}
-	pid := readPIDWait(path)
-	if pid <= 0 {
-		return 0, fmt.Errorf("pid file %s: locked but holds no pid", path)
+	pid, err := strconv.Atoi(string(bytes.TrimSpace(buf[:n])))
+	if err != nil || pid <= 0 {
+		return 0, false
 	}
-	return pid, nil
+	return pid, true
 }
 
 // readPIDWait reads the pid in path, giving a just-started daemon that holds
