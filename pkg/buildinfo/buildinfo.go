@@ -90,3 +90,16 @@ func (p Paths) DaemonMuxSocket() string {
 func (p Paths) DefaultsFile(name string) string {
 	return filepath.Join(p.DefaultDir, name)
 }
+
+// ClusterStateFile is where pvestatd writes its view of the cluster for
+// pveproxy and pvedaemon (pkg/clusterstate): the status records every node
+// publishes and the members' online state (PVE keeps these in pmxcfs).
+func (p Paths) ClusterStateFile() string {
+	return filepath.Join(p.RunDir, "pvestatd", "cluster.state")
+}
+
+// RRDDir is where pvestatd keeps the status history of every node, guest
+// and storage (PVE: rrdcached's /var/lib/rrdcached/db).
+func (p Paths) RRDDir() string {
+	return filepath.Join(p.Prefix, "/var/lib/rrdcached/db")
+}

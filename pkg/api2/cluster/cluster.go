@@ -1,6 +1,7 @@
-// Package cluster declares /cluster and /cluster/status. Until the cluster
-// layer exists (issue 5) the node is standalone, and the status answers as
-// PVE answers on a node that is not part of a cluster.
+// Package cluster declares /cluster, /cluster/status, /cluster/resources and
+// /cluster/nextid. The status and resources come from pvestatd's view of the
+// cluster (pkg/clusterstate); a standalone node answers as PVE answers on a
+// node that is not part of a cluster.
 package cluster
 
 import (
@@ -8,32 +9,53 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
+	"github.com/pvenode/pvenode/pkg/clusterstate"
 	"github.com/pvenode/pvenode/pkg/pvefs"
 	"github.com/pvenode/pvenode/pkg/vmlist"
 
 	"github.com/pvenode/pvenode/pkg/api"
 )
 
-// Deps are the collaborators of the cluster methods. All are required.
+// Deps are the collaborators of the cluster methods.
 type Deps struct {
 	// NodeIP returns the address of this node as the cluster would
 	// advertise it (the address its name resolves to).
 	NodeIP func() string
 	// Root is the config root (the guest list and datacenter.cfg for
-	// nextid); nil answers nextid with 501.
+	// nextid, storage.cfg); nil answers nextid and resources with 501.
 	Root *pvefs.Root
+	// Access checks privileges and gives user.cfg (pools).
+	Access Access
+	// View reads pvestatd's view of the cluster; nil or a missing file
+	// gives a view of this node alone, without figures.
+	View *clusterstate.Reader
+	// Guests is the cached guest list of the config root.
+	Guests *vmlist.Cache
+
+	cache *resourceCache
+}
+
+// resourceCache holds the prepared /cluster/resources entries.
+type resourceCache struct {
+	mu  sync.Mutex
+	set *resourceSet
 }
 
 // Methods returns the declarations of this package.
 func Methods(d Deps) []api.Method {
+	d.cache = &resourceCache{}
+	if d.Guests == nil && d.Root != nil {
+		d.Guests = vmlist.NewCache(d.Root)
+	}
 	return []api.Method{
 		{
 			Name: "index", Path: "/cluster", HTTP: "GET",
 			Description: "Cluster index.",
 			Permissions: api.AllUsers,
 			Returns:     api.Arr(api.Obj(map[string]*api.Schema{})).WithLinks(api.Link{Href: "{name}", Rel: "child"}),
-			Handle:      api.DirIndex("name", "nextid", "status"),
+			Handle:      api.DirIndex("name", "nextid", "resources", "status"),
 		},
 		{
 			Name: "nextid", Path: "/cluster/nextid", HTTP: "GET",
@@ -65,6 +87,51 @@ func Methods(d Deps) []api.Method {
 			})),
 			Handle: d.status,
 		},
+		{
+			Name: "resources", Path: "/cluster/resources", HTTP: "GET",
+			Description: "Resources index (cluster wide).",
+			Permissions: api.AllUsers,
+			Params: map[string]*api.Schema{
+				"type": api.Str().Enums("vm", "storage", "node", "sdn").Opt(),
+			},
+			Returns: api.Arr(api.Obj(map[string]*api.Schema{
+				"cgroup-mode":  api.Int().Opt(),
+				"content":      api.Str().Fmt("pve-storage-content-list").Opt(),
+				"cpu":          api.Num().Min(0).Opt(),
+				"disk":         api.Int().Min(0).Opt(),
+				"diskread":     api.Int().Opt(),
+				"diskwrite":    api.Int().Opt(),
+				"hastate":      api.Str().Opt(),
+				"id":           api.Str(),
+				"level":        api.Str().Opt(),
+				"lock":         api.Str().Opt(),
+				"maxcpu":       api.Num().Min(0).Opt(),
+				"maxdisk":      api.Int().Min(0).Opt(),
+				"maxmem":       api.Int().Opt(),
+				"mem":          api.Int().Min(0).Opt(),
+				"memhost":      api.Int().Min(0).Opt(),
+				"name":         api.Str().Opt(),
+				"netin":        api.Int().Opt(),
+				"netout":       api.Int().Opt(),
+				"network":      api.Str().Opt(),
+				"network-type": api.Str().Enums("fabric", "zone").Opt(),
+				"node":         api.Str().Fmt("pve-node").Opt(),
+				"plugintype":   api.Str().Opt(),
+				"pool":         api.Str().Opt(),
+				"protocol":     api.Str().Opt(),
+				"sdn":          api.Str().Opt(),
+				"shared":       api.Bool().Opt(),
+				"status":       api.Str().Opt(),
+				"storage":      api.Str().Fmt("pve-storage-id").Opt(),
+				"tags":         api.Str().Opt(),
+				"template":     api.Bool().Def(0).Opt(),
+				"type":         api.Str().Enums("node", "storage", "pool", "qemu", "lxc", "openvz", "sdn", "network"),
+				"uptime":       api.Int().Opt(),
+				"vmid":         api.Int().Fmt("pve-vmid").Range(100, 999999999).Opt(),
+				"zone-type":    api.Str().Opt(),
+			})),
+			Handle: d.resources,
+		},
 	}
 }
 
@@ -80,13 +147,41 @@ type nodeEntry struct {
 	Level  string `json:"level"`
 }
 
-// status answers as PVE does for a standalone node: one node entry, no
-// cluster entry.
+// clusterEntry is the cluster line of /cluster/status.
+type clusterEntry struct {
+	Type    string `json:"type"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Nodes   int    `json:"nodes"`
+	Version int    `json:"version"`
+	Quorate int    `json:"quorate"`
+}
+
+// status is GET /cluster/status: for a standalone node one node entry and
+// no cluster entry, as PVE; in a cluster the cluster entry and one entry
+// per member with its gossiped online state.
 func (d Deps) status(ctx context.Context, r *api.Request) (any, error) {
-	return []nodeEntry{{
-		Type: "node", ID: "node/" + r.NodeName, Name: r.NodeName, IP: d.NodeIP(),
-		Local: 1, NodeID: 0, Online: 1, Level: "",
-	}}, nil
+	v, err := d.view(r.NodeName)
+	if err != nil {
+		return nil, err
+	}
+	if v.Cluster == "" {
+		return []nodeEntry{{
+			Type: "node", ID: "node/" + r.NodeName, Name: r.NodeName, IP: d.NodeIP(),
+			Local: 1, NodeID: 0, Online: 1, Level: "",
+		}}, nil
+	}
+	out := []any{clusterEntry{Type: "cluster", ID: "cluster", Name: v.Cluster, Nodes: len(v.Members),
+		Version: v.ConfigVersion, Quorate: b2i(v.Quorate)}}
+	for _, m := range v.Members {
+		e := nodeEntry{Type: "node", ID: "node/" + m.Name, Name: m.Name, IP: m.IP, NodeID: m.NodeID,
+			Local: b2i(m.Name == r.NodeName), Online: b2i(m.Online)}
+		if m.State != nil {
+			e.Level = m.State.Node.Level
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // nextID is GET /cluster/nextid: the first VMID from datacenter.cfg's

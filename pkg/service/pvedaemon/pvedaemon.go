@@ -38,6 +38,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/apimux"
 	"github.com/pvenode/pvenode/pkg/audit"
 	"github.com/pvenode/pvenode/pkg/buildinfo"
+	"github.com/pvenode/pvenode/pkg/clusterstate"
 	"github.com/pvenode/pvenode/pkg/daemon"
 	"github.com/pvenode/pvenode/pkg/defaultsfile"
 	"github.com/pvenode/pvenode/pkg/httpd"
@@ -157,7 +158,8 @@ func (s *Service) Listen(ctx context.Context) error {
 		LocalPath: localStoragePath(s.env.Paths)}
 	qemuDeps := s.newVMs(ctx, root, store)
 	reg := tree.Registry(tree.Deps{
-		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }, Root: root},
+		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }, Root: root, Access: s.auth,
+			View: clusterstate.NewReader(s.env.Paths.ClusterStateFile())},
 		Nodes: nodes.Deps{
 			Status:      nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}),
 			Privs:       s.auth,

@@ -33,6 +33,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/api2/tree"
 	"github.com/pvenode/pvenode/pkg/audit"
 	"github.com/pvenode/pvenode/pkg/buildinfo"
+	"github.com/pvenode/pvenode/pkg/clusterstate"
 	"github.com/pvenode/pvenode/pkg/daemon"
 	"github.com/pvenode/pvenode/pkg/httpd"
 	"github.com/pvenode/pvenode/pkg/netacl"
@@ -194,7 +195,8 @@ func (s *Service) Listen(ctx context.Context) error {
 	}
 	nodeIP := nodename.Address(ctx, s.node)
 	reg := tree.Registry(tree.Deps{
-		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }, Root: root},
+		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }, Root: root, Access: auth,
+			View: clusterstate.NewReader(s.env.Paths.ClusterStateFile())},
 		Nodes: nodes.Deps{
 			Status:      nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}),
 			Privs:       auth,
