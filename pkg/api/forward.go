@@ -100,7 +100,7 @@ func (f *Forwarder) send(ctx context.Context, method, uri, host string, h http.H
 // Forward sends the call to pvedaemon and relays its answer.
 func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, body []byte, id Identity, clientIP netip.Addr) {
 	ctx := r.Context()
-	resp, err := f.send(ctx, r.Method, r.URL.RequestURI(), r.Host, f.header(r, id, clientIP), body)
+	resp, err := f.send(ctx, r.Method, r.URL.RequestURI(), r.Host, forwardHeader(r, id, clientIP), body)
 	if err != nil {
 		if ctx.Err() != nil {
 			return // the client went away
@@ -112,8 +112,8 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, body []byte,
 	f.relay(w, r, resp)
 }
 
-// header returns the header fields of a call forwarded to pvedaemon.
-func (f *Forwarder) header(r *http.Request, id Identity, clientIP netip.Addr) http.Header {
+// forwardHeader returns the header fields of a call forwarded to pvedaemon.
+func forwardHeader(r *http.Request, id Identity, clientIP netip.Addr) http.Header {
 	h := make(http.Header, 8)
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		h["Content-Type"] = []string{ct}
@@ -223,4 +223,23 @@ func (f *Forwarder) PostForm(ctx context.Context, path string, form url.Values) 
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// NodeProxy forwards a call for another node of the cluster to that node's
+// pveproxy (PVE's proxyto). pveproxy implements it.
+type NodeProxy interface {
+	// Known reports whether node is a member of the cluster.
+	Known(node string) bool
+	// ForwardToNode sends the call to node and relays its answer.
+	ForwardToNode(w http.ResponseWriter, r *http.Request, body []byte, id Identity, node string)
+}
+
+// NodeHeader returns the header fields of a call forwarded to another
+// node: the caller's credentials and CSRF token as for pvedaemon (the
+// remote node authenticates again), PVEDisableProxy against loops. The
+// client address is not passed: the remote pveproxy does not trust it.
+func NodeHeader(r *http.Request, id Identity) http.Header {
+	h := forwardHeader(r, id, netip.Addr{})
+	delete(h, HeaderClientIP)
+	return h
 }

@@ -66,6 +66,9 @@ type Config struct {
 	Log      *slog.Logger
 	// Forward runs protected methods in pvedaemon (ModeProxy only).
 	Forward *Forwarder
+	// Nodes forwards calls for other nodes of the cluster (proxyto) in
+	// ModeProxy; nil: only this node exists.
+	Nodes NodeProxy
 	// AuthFailDelay is how long a 401 is held back (PVE: 3 s); default 3 s.
 	AuthFailDelay time.Duration
 	// MaxBody bounds request bodies (PVE: 512 KiB); default 512 KiB. For
@@ -429,9 +432,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathPa
 				}
 				return nil, nil, Errorf(http.StatusInternalServerError, "proxy loop detected")
 			}
-			// Only this node exists until the cluster layer knows others.
-			return nil, nil, Errorf(http.StatusInternalServerError,
-				"hostname lookup '%s' failed - failed to get address info for: %s: Name or service not known", node, node)
+			if s.cfg.Nodes == nil || !s.cfg.Nodes.Known(node) {
+				return nil, nil, Errorf(http.StatusInternalServerError,
+					"hostname lookup '%s' failed - failed to get address info for: %s: Name or service not known", node, node)
+			}
+			if up != nil {
+				return nil, nil, Errorf(http.StatusNotImplemented, "unable to proxy file uploads")
+			}
+			// PVE forwards before checking permissions: the node that
+			// runs the call checks them.
+			aw := &auditWriter{ResponseWriter: w}
+			s.cfg.Nodes.ForwardToNode(aw, r, body, id, node)
+			oc.status, oc.reason = aw.outcome()
+			return nil, nil, errForwarded
 		}
 	}
 

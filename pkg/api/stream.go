@@ -305,7 +305,7 @@ func (f *Forwarder) ForwardUpload(w http.ResponseWriter, r *http.Request, up *Up
 		return
 	}
 	req.ContentLength = r.ContentLength
-	req.Header = f.header(r, id, clientIP)
+	req.Header = forwardHeader(r, id, clientIP)
 	req.Host = r.Host
 	req.Close = true
 

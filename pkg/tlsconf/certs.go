@@ -46,6 +46,10 @@ type CertSet struct {
 	// Warnings are notes for the log, such as a custom certificate whose key
 	// is missing.
 	Warnings []string
+	// ClusterCAs, when set, are the CAs of the cluster's node certificates:
+	// handshakes offering NodeProto must present a client certificate
+	// from them.
+	ClusterCAs *x509.CertPool
 }
 
 // LoadCertificates loads the certificates of the node directory localDir

@@ -22,6 +22,9 @@ type state struct {
 	settings Settings
 	certs    *CertSet
 	config   *tls.Config // handed to handshakes by GetConfigForClient
+	// node is the configuration of handshakes offering NodeProto (nil
+	// without cluster CAs: such handshakes get config and no NodeProto).
+	node *tls.Config
 }
 
 // New validates settings and certs and returns a Manager serving them.
@@ -36,8 +39,12 @@ func New(settings Settings, certs *CertSet, log *slog.Logger) (*Manager, error) 
 	m.cur.Store(st)
 	m.outer = &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			return m.cur.Load().config, nil
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			st := m.cur.Load()
+			if st.node != nil && offersNodeProto(hello) {
+				return st.node, nil
+			}
+			return st.config, nil
 		},
 		// Only used if a caller bypasses GetConfigForClient; same choice.
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -99,6 +106,9 @@ func build(settings Settings, certs *CertSet) (*state, error) {
 		MaxVersion:     r.maxVersion,
 		CipherSuites:   r.cipherSuites,
 		GetCertificate: st.certificate,
+	}
+	if certs.ClusterCAs != nil {
+		st.node = nodeConfig(st.config, certs.ClusterCAs)
 	}
 	return st, nil
 }
