@@ -136,11 +136,18 @@ func forwardHeader(r *http.Request, id Identity, clientIP netip.Addr) http.Heade
 
 // relay writes pvedaemon's answer resp to w and closes its body.
 func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, resp *http.Response) {
-	ctx := r.Context()
-	defer resp.Body.Close()
 	if f.afterWrite != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		f.afterWrite()
 	}
+	relayAnswer(w, r, resp, "http://"+f.addr, f.log)
+}
+
+// relayAnswer copies an upstream answer to the client: status, headers
+// (without hop-by-hop ones; a Location under origin made relative) and the
+// streamed body. An upstream answer that breaks off cuts the client's too.
+func relayAnswer(w http.ResponseWriter, r *http.Request, resp *http.Response, origin string, log *slog.Logger) {
+	ctx := r.Context()
+	defer resp.Body.Close()
 	out := w.Header()
 	for k, vs := range resp.Header {
 		if hopHeaders[k] {
@@ -148,7 +155,7 @@ func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, resp *http.Res
 		}
 		if k == "Location" {
 			for i, v := range vs {
-				vs[i] = strings.TrimPrefix(v, "http://"+f.addr)
+				vs[i] = strings.TrimPrefix(v, origin)
 			}
 		}
 		out[k] = vs
@@ -168,7 +175,7 @@ func (f *Forwarder) relay(w http.ResponseWriter, r *http.Request, resp *http.Res
 	if err == nil || ctx.Err() != nil || isClosed(err) {
 		return
 	}
-	f.log.Warn("relay from pvedaemon cut", "err", err)
+	log.Warn("relayed answer cut", "from", origin, "err", err)
 	if ew.err == nil {
 		// pvedaemon's answer broke off: the client's must too.
 		if aw, ok := w.(*auditWriter); ok {

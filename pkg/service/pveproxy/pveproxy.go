@@ -102,6 +102,7 @@ type Service struct {
 	audit   *audit.Logger // audit.log beside access.log (docs/audit.md)
 	forward *api.Forwarder
 	tokens  *tokenChecker
+	nodes   *clusterNodes // the other nodes of the cluster (proxyto)
 	serveWG sync.WaitGroup
 }
 
@@ -145,6 +146,7 @@ func (s *Service) Listen(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	certs.ClusterCAs = s.clusterCAs()
 	s.logCertWarnings(certs)
 	s.tls, err = tlsconf.New(cfg.TLS, certs, s.log)
 	if err != nil {
@@ -194,9 +196,10 @@ func (s *Service) Listen(ctx context.Context) error {
 		return err
 	}
 	nodeIP := nodename.Address(ctx, s.node)
+	view := clusterstate.NewReader(s.env.Paths.ClusterStateFile())
+	s.nodes = newClusterNodes(s, view)
 	reg := tree.Registry(tree.Deps{
-		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }, Root: root, Access: auth,
-			View: clusterstate.NewReader(s.env.Paths.ClusterStateFile())},
+		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }, Root: root, Access: auth, View: view},
 		Nodes: nodes.Deps{
 			Status:      nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}),
 			Privs:       auth,
@@ -212,6 +215,9 @@ func (s *Service) Listen(ctx context.Context) error {
 		Registry: reg, Auth: auth, Mode: api.ModeProxy, NodeName: s.node, Log: s.log,
 		Audit:   s.audit,
 		Forward: s.forward, AuthFailDelay: s.failDelay,
+		Nodes: api.NewNodeForwarder(api.NodeForwarderConfig{
+			Lookup: s.nodes.lookup, Certificate: s.nodes.certificate, Log: s.log,
+		}),
 		ClientIP: s.clientIP,
 		SetUser:  func(r *http.Request, id string) { reqinfo.FromContext(r.Context()).SetUser(id) },
 	})
@@ -226,7 +232,7 @@ func (s *Service) Listen(ctx context.Context) error {
 		}
 		indexPage(w, r)
 	})
-	handler := httpd.Chain(route,
+	handler := httpd.Chain(requireNodeCert(route),
 		httpd.StdHeaders,
 		s.alog.Wrap,
 		s.realIP,
@@ -323,7 +329,9 @@ func (s *Service) Reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	certs.ClusterCAs = s.clusterCAs()
 	s.logCertWarnings(certs)
+	s.nodes.reset()
 	if err := s.tls.Reload(cfg.TLS, certs); err != nil {
 		return fmt.Errorf("%s: %w", s.defaults, err)
 	}
