@@ -1,5 +1,7 @@
-// Command pvenode-tool holds the build's helper commands: the API schema dump
-// and the coverage report against PVE's schema.
+// Command pvenode-tool holds the helper commands: the API schema dump and
+// the coverage report against PVE's schema, and the cluster commands (the
+// equivalents of pvecm create, addnode, delnode, nodes and status; see
+// docs/cluster.md).
 package main
 
 import (
@@ -48,6 +50,7 @@ func run() int {
 	}
 	cov.Flags().StringVar(&pvePath, "pve-schema", "pkg/apischema/testdata/pve-api-schema.json", "PVE's API schema (JSON)")
 	root.AddCommand(cov)
+	root.AddCommand(clusterCommand())
 	if err := root.Execute(); err != nil {
 		return 1
 	}
