@@ -35,6 +35,9 @@ type Deps struct {
 	// Storage reads storage.cfg and operates its dir storages (pvedaemon);
 	// nil where storage calls are not answered (pveproxy forwards them).
 	Storage *StorageDeps
+	// RRD answers the rrddata methods (the status history pvestatd
+	// keeps); nil where they are not answered (501).
+	RRD RRDSource
 }
 
 // Methods returns the declarations of this package.
@@ -75,7 +78,7 @@ func Methods(d Deps) []api.Method {
 			Returns:     statusReturns(),
 			Handle:      d.status,
 		},
-	}, append(d.taskMethods(), d.storageMethods()...)...)
+	}, append(append(d.taskMethods(), d.storageMethods()...), d.rrdMethods()...)...)
 }
 
 // minimalEntry is the GET /nodes element of a caller who may not audit the
@@ -103,7 +106,7 @@ func (d Deps) list(ctx context.Context, r *api.Request) (any, error) {
 }
 
 // nodeChildren lists the children of /nodes/{node} this build implements.
-var nodeChildren = api.DirIndex("name", "qemu", "status", "storage", "tasks")
+var nodeChildren = api.DirIndex("name", "qemu", "rrddata", "status", "storage", "tasks")
 
 func nodeIndex(ctx context.Context, r *api.Request) (any, error) {
 	if n := r.Params.Get("node"); n != r.NodeName && n != "localhost" {
