@@ -103,3 +103,8 @@ func (p Paths) ClusterStateFile() string {
 func (p Paths) RRDDir() string {
 	return filepath.Join(p.Prefix, "/var/lib/rrdcached/db")
 }
+
+// RRDSocket is where pvestatd answers status history queries (root only).
+func (p Paths) RRDSocket() string {
+	return filepath.Join(p.RunDir, "pvestatd", "rrd.sock")
+}

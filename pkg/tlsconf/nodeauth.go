@@ -101,3 +101,29 @@ func NodeClientConfig(own *tls.Certificate, pinned []string) *tls.Config {
 		},
 	}
 }
+
+// NodeCertFingerprints returns the fingerprints of a node's certificates
+// in the config root (read by readFile): its custom pveproxy-ssl.pem, then
+// its pve-ssl.pem, those that exist and parse. PVE reports and pins the
+// first.
+func NodeCertFingerprints(readFile func(name string) ([]byte, error), node string) []string {
+	var out []string
+	for _, name := range []string{"pveproxy-ssl.pem", "pve-ssl.pem"} {
+		data, err := readFile("nodes/" + node + "/" + name)
+		if err != nil {
+			continue
+		}
+		if fp, err := FingerprintPEM(data); err == nil {
+			out = append(out, fp)
+		}
+	}
+	return out
+}
+
+// NodeCertFingerprint is the first of NodeCertFingerprints, or "".
+func NodeCertFingerprint(readFile func(name string) ([]byte, error), node string) string {
+	if fps := NodeCertFingerprints(readFile, node); len(fps) > 0 {
+		return fps[0]
+	}
+	return ""
+}

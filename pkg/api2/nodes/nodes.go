@@ -9,6 +9,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/tasks"
 
 	"github.com/pvenode/pvenode/pkg/api"
+	"github.com/pvenode/pvenode/pkg/clusterstate"
 	"github.com/pvenode/pvenode/pkg/nodestatus"
 )
 
@@ -29,6 +30,11 @@ type Deps struct {
 	Privs  PrivChecker
 	// Fingerprint returns the SHA-256 fingerprint of the node certificate.
 	Fingerprint func() string
+	// NodeFingerprint returns another node's certificate fingerprint
+	// (from its files in the config root); nil leaves it out.
+	NodeFingerprint func(node string) string
+	// View reads pvestatd's view of the cluster; nil: this node alone.
+	View *clusterstate.Reader
 	// Tasks runs and lists the node's worker tasks (pvedaemon); nil where
 	// tasks are not answered (pveproxy forwards them).
 	Tasks *tasks.Manager
@@ -92,17 +98,68 @@ type minimalEntry struct {
 	SSLFingerprint string `json:"ssl_fingerprint,omitempty"`
 }
 
+// list is GET /nodes: this node from its own figures and, in a cluster,
+// every other member from pvestatd's view (online state and the figures
+// it published); callers without Sys.Audit on a node see it without
+// figures.
 func (d Deps) list(ctx context.Context, r *api.Request) (any, error) {
-	fp := d.Fingerprint()
-	if r.Identity.AuthID != api.RootUser && !d.Privs.CheckPrivs(r.Identity.AuthID, "/nodes/"+r.NodeName, []string{"Sys.Audit"}, false) {
-		return []minimalEntry{{ID: "node/" + r.NodeName, Type: "node", Node: r.NodeName, Status: "online", SSLFingerprint: fp}}, nil
+	audit := func(node string) bool {
+		return r.Identity.AuthID == api.RootUser || d.Privs.CheckPrivs(r.Identity.AuthID, "/nodes/"+node, []string{"Sys.Audit"}, false)
 	}
-	s, err := d.Status.Summary(ctx, r.NodeName)
-	if err != nil {
-		return nil, fmt.Errorf("read node status: %w", err)
+	var out []any
+	local := func() error {
+		fp := d.Fingerprint()
+		if !audit(r.NodeName) {
+			out = append(out, minimalEntry{ID: "node/" + r.NodeName, Type: "node", Node: r.NodeName, Status: "online", SSLFingerprint: fp})
+			return nil
+		}
+		s, err := d.Status.Summary(ctx, r.NodeName)
+		if err != nil {
+			return fmt.Errorf("read node status: %w", err)
+		}
+		s.SSLFingerprint = fp
+		out = append(out, s)
+		return nil
 	}
-	s.SSLFingerprint = fp
-	return []nodestatus.Summary{s}, nil
+	var v *clusterstate.View
+	if d.View != nil {
+		v, _ = d.View.View() // no view yet: this node alone
+	}
+	if v == nil || v.Cluster == "" {
+		if err := local(); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	for _, m := range v.Members {
+		if m.Name == r.NodeName {
+			if err := local(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		status := "offline"
+		if m.Online {
+			status = "online"
+		}
+		fp := ""
+		if d.NodeFingerprint != nil {
+			fp = d.NodeFingerprint(m.Name)
+		}
+		if !audit(m.Name) || m.State == nil || !m.Online {
+			e := minimalEntry{ID: "node/" + m.Name, Type: "node", Node: m.Name, Status: status, SSLFingerprint: fp}
+			if m.State != nil {
+				e.Level = m.State.Node.Level
+			}
+			out = append(out, e)
+			continue
+		}
+		n := m.State.Node
+		out = append(out, nodestatus.Summary{ID: "node/" + m.Name, Type: "node", Node: m.Name, Status: status,
+			Level: n.Level, Uptime: n.Uptime, CPU: n.CPU, MaxCPU: n.MaxCPU, Mem: int64(n.MemUsed), MaxMem: int64(n.MemTotal),
+			Disk: int64(n.RootUsed), MaxDisk: int64(n.RootTotal), SSLFingerprint: fp})
+	}
+	return out, nil
 }
 
 // nodeChildren lists the children of /nodes/{node} this build implements.

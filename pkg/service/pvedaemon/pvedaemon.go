@@ -157,15 +157,18 @@ func (s *Service) Listen(ctx context.Context) error {
 		Dir:       storage.DirOptions{LockDir: filepath.Join(s.env.Paths.LockDir, "pve-manager")},
 		LocalPath: localStoragePath(s.env.Paths)}
 	qemuDeps := s.newVMs(ctx, root, store)
+	view := clusterstate.NewReader(s.env.Paths.ClusterStateFile())
 	reg := tree.Registry(tree.Deps{
-		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }, Root: root, Access: s.auth,
-			View: clusterstate.NewReader(s.env.Paths.ClusterStateFile())},
+		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }, Root: root, Access: s.auth, View: view},
 		Nodes: nodes.Deps{
-			Status:      nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}),
-			Privs:       s.auth,
-			Fingerprint: func() string { return nodeFingerprint(root, s.node) },
-			Tasks:       s.tasks,
-			Storage:     &nodes.StorageDeps{Config: root, Dir: store.Dir, LocalPath: store.LocalPath},
+			Status:          nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}),
+			Privs:           s.auth,
+			Fingerprint:     func() string { return tlsconf.NodeCertFingerprint(root.ReadFile, s.node) },
+			NodeFingerprint: func(node string) string { return tlsconf.NodeCertFingerprint(root.ReadFile, node) },
+			Tasks:           s.tasks,
+			Storage:         &nodes.StorageDeps{Config: root, Dir: store.Dir, LocalPath: store.LocalPath},
+			RRD:             newRRDClient(s.env.Paths.RRDSocket()),
+			View:            view,
 		},
 		Access: accessapi.Deps{Access: s.auth, Log: s.log, Root: root, Guard: loginguard.New(loginguard.Config{})},
 		Pools:  pools.Deps{Access: s.auth, Root: root},
@@ -449,19 +452,6 @@ func newTaskManager(logDir, node string, log *slog.Logger) (*tasks.Manager, erro
 		log.Warn("tasks of an earlier pvedaemon settled", "count", n)
 	}
 	return m, nil
-}
-
-// nodeFingerprint is the SHA-256 fingerprint of the node certificate.
-func nodeFingerprint(root *pvefs.Root, node string) string {
-	b, err := root.ReadFile("nodes/" + node + "/pve-ssl.pem")
-	if err != nil {
-		return ""
-	}
-	fp, err := tlsconf.FingerprintPEM(b)
-	if err != nil {
-		return ""
-	}
-	return fp
 }
 
 // serviceGID is the group of files the unprivileged daemons read, or 0

@@ -3,7 +3,6 @@ package pveproxy
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
@@ -72,18 +71,7 @@ func (c *clusterNodes) nodePins(node string) []string {
 	if p, ok := c.pins[node]; ok && time.Since(p.at) < pinTTL {
 		return p.pins
 	}
-	var pins []string
-	for _, name := range []string{"pveproxy-ssl.pem", "pve-ssl.pem"} {
-		data, err := c.s.root.ReadFile(filepath.Join("nodes", node, name))
-		if err != nil {
-			continue
-		}
-		if block, _ := pem.Decode(data); block != nil {
-			if cert, err := x509.ParseCertificate(block.Bytes); err == nil {
-				pins = append(pins, tlsconf.Fingerprint(cert))
-			}
-		}
-	}
+	pins := tlsconf.NodeCertFingerprints(c.s.root.ReadFile, node)
 	c.pins[node] = cachedPins{pins: pins, at: time.Now()}
 	return pins
 }

@@ -201,9 +201,11 @@ func (s *Service) Listen(ctx context.Context) error {
 	reg := tree.Registry(tree.Deps{
 		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }, Root: root, Access: auth, View: view},
 		Nodes: nodes.Deps{
-			Status:      nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}),
-			Privs:       auth,
-			Fingerprint: func() string { return s.fingerprint() },
+			Status:          nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}),
+			Privs:           auth,
+			Fingerprint:     func() string { return s.fingerprint() },
+			NodeFingerprint: func(node string) string { return tlsconf.NodeCertFingerprint(root.ReadFile, node) },
+			View:            view,
 		},
 		Access: accessapi.Deps{Access: auth, Log: s.log, Root: root},
 		Pools:  pools.Deps{Access: auth, Root: root},
