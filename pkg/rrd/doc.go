@@ -9,9 +9,10 @@
 // ("pve-node-9.0/pve1", "pve-vm-9.0/100", "pve-storage-9.0/pve1/local")
 // under a directory laid out as PVE's /var/lib/rrdcached/db, holds only
 // their consolidation state and the rows written since the last flush in
-// memory, and rewrites each changed file atomically on a periodic flush.
-// The file format is our own (format.go documents it); docs/pvestatd.md
-// explains why rrdtool's is not used.
+// memory, and on a periodic flush writes what changed in place, through a
+// journal that makes each flush atomic (journal.go). The file format is
+// our own (format.go documents it); docs/pvestatd.md explains why
+// rrdtool's is not used.
 //
 // The package is pure: it imports no other package of the project.
 package rrd

@@ -8,13 +8,17 @@ import (
 	"math"
 )
 
-// The file format, version 1. One file per series; all integers and
+// The file format, version 2. One file per series; all integers and
 // floats little-endian, floats IEEE 754 binary64, NaN for unknown. The
 // size depends only on the schema (Schema.FileSize), never on the data.
+// A file is its meta region (header, definitions, state and their
+// checksum, a few KiB) followed by the rows; a flush rewrites the meta
+// region and the rows it adds in place, through the store's journal
+// (journal.go), so the rows carry no checksum of their own.
 //
 //	header, 64 bytes
 //	   0  [6]byte  magic "PVNRRD"
-//	   6  uint16   format version (1)
+//	   6  uint16   format version (2)
 //	   8  [32]byte schema name, NUL-padded ("pve-vm-9.0")
 //	  40  uint32   step, seconds
 //	  44  uint16   number of data sources (D)
@@ -46,32 +50,44 @@ import (
 //	consolidation state, A x D x 16 bytes, archive-major (cdp_prep)
 //	   0  float64  consolidation of the open row so far
 //	   8  int64    unknown steps in the open row
+//	meta checksum, 8 bytes
+//	   0  uint32   CRC-32C (Castagnoli) of every byte before it
+//	   4  [4]byte  reserved, zero (the rows stay 8-byte aligned)
 //	rows, for each archive that shares none, in archive order:
 //	       rows x D float64, row-major; the row of the interval ending at
 //	       time T is at index (T / (step*steps)) mod rows
-//	trailer
-//	   0  uint32   CRC-32C (Castagnoli) of every byte before it
 //
-// A reader rejects a file whose magic, version, size, checksum or
+// A reader rejects a file whose magic, version, size, meta checksum or
 // definitions differ from what it expects.
+//
+// Version 1, which the first Store wrote, is still read: the same bytes
+// without the meta checksum (the rows start right after the
+// consolidation state) and with a CRC-32C of every byte before it as a
+// 4-byte trailer. A Store rewrites a version 1 file whole, as version 2,
+// on its first flush after an update.
 const (
 	magic         = "PVNRRD"
-	formatVersion = 1
+	formatVersion = 2
 	headerSize    = 64
 	dsDefSize     = 48
 	rraDefSize    = 24
 	dsStateSize   = 24
 	cdpStateSize  = 16
-	trailerSize   = 4
+	metaSumSize   = 8
+
+	// version 1
+	version1    = 1
+	trailerSize = 4
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// layout holds the offsets of a schema's file.
+// layout holds the offsets of a schema's file (version 2).
 type layout struct {
 	dsDefs, rraDefs, dsState, cdpState int64
+	meta                               int64   // size of the meta region, checksum included
 	data                               []int64 // per archive: offset of its rows (the owner's for shared ones)
-	crc, size                          int64
+	size                               int64
 }
 
 func newLayout(s *Schema) layout {
@@ -80,7 +96,8 @@ func newLayout(s *Schema) layout {
 	l.rraDefs = l.dsDefs + nds*dsDefSize
 	l.dsState = l.rraDefs + nrra*rraDefSize
 	l.cdpState = l.dsState + nds*dsStateSize
-	off := l.cdpState + nrra*nds*cdpStateSize
+	l.meta = l.cdpState + nrra*nds*cdpStateSize + metaSumSize
+	off := l.meta
 	l.data = make([]int64, nrra)
 	for i, a := range s.rra {
 		if s.owner[i] != i {
@@ -90,9 +107,31 @@ func newLayout(s *Schema) layout {
 		l.data[i] = off
 		off += a.Rows * nds * 8
 	}
-	l.crc = off
-	l.size = off + trailerSize
+	l.size = off
 	return l
+}
+
+// metaSize is the size of the meta region of a file of nds data sources
+// and nrra archives.
+func metaSize(nds, nrra int64) int64 {
+	return headerSize + nds*dsDefSize + nrra*rraDefSize + nds*dsStateSize + nrra*nds*cdpStateSize + metaSumSize
+}
+
+// rowOffset is where the rows of owner archive r start in a file of
+// format version v.
+func (l *layout) rowOffset(r, v int) int64 {
+	if v == version1 {
+		return l.data[r] - metaSumSize
+	}
+	return l.data[r]
+}
+
+// fileSize is the size of a file of format version v.
+func (l *layout) fileSize(v int) int64 {
+	if v == version1 {
+		return l.size - metaSumSize + trailerSize
+	}
+	return l.size
 }
 
 var le = binary.LittleEndian
@@ -100,10 +139,11 @@ var le = binary.LittleEndian
 func putF(b []byte, v float64) { le.PutUint64(b, math.Float64bits(v)) }
 func getF(b []byte) float64    { return math.Float64frombits(le.Uint64(b)) }
 
-// putState writes the header, the definitions and the state of st into
-// b, a buffer of the schema's file size.
-func putState(b []byte, st *state) {
+// putMeta writes the meta region of st (header, definitions, state and
+// their checksum) into b[:layout.meta].
+func putMeta(b []byte, st *state) {
 	s, l := st.s, &st.s.layout
+	b = b[:l.meta]
 	clear(b[:l.dsState])
 	copy(b, magic)
 	le.PutUint16(b[6:], formatVersion)
@@ -139,34 +179,86 @@ func putState(b []byte, st *state) {
 		putF(c, st.cdpVal[k])
 		le.PutUint64(c[8:], uint64(st.cdpUnkn[k]))
 	}
-}
-
-// seal writes the checksum of b, a whole file.
-func seal(b []byte) {
-	n := len(b) - trailerSize
+	n := l.meta - metaSumSize
 	le.PutUint32(b[n:], crc32.Checksum(b[:n], crcTable))
+	clear(b[n+4:])
 }
 
 // ErrCorrupt is returned for a file that is not a valid series file.
 var ErrCorrupt = errors.New("not a valid series file")
 
-// readSchema parses the header and the definitions of a file and checks
-// its size and checksum; it returns the schema the file describes.
-func readSchema(b []byte) (*Schema, error) {
-	if len(b) < headerSize+trailerSize || string(b[:6]) != magic {
-		return nil, fmt.Errorf("bad magic: %w", ErrCorrupt)
+// fileVersion checks the magic of b, at least a header, and returns its
+// format version.
+func fileVersion(b []byte) (int, error) {
+	if len(b) < headerSize || string(b[:6]) != magic {
+		return 0, fmt.Errorf("bad magic: %w", ErrCorrupt)
 	}
-	if v := le.Uint16(b[6:]); v != formatVersion {
-		return nil, fmt.Errorf("format version %d: %w", v, ErrCorrupt)
+	switch v := int(le.Uint16(b[6:])); v {
+	case version1, formatVersion:
+		return v, nil
+	default:
+		return 0, fmt.Errorf("format version %d: %w", v, ErrCorrupt)
 	}
-	n := len(b) - trailerSize
+}
+
+// readMeta parses the meta region at the start of b, a file of format
+// version 2 or its first bytes, and checks its checksum; it returns the
+// schema the file describes.
+func readMeta(b []byte) (*Schema, error) {
+	v, err := fileVersion(b)
+	if err != nil {
+		return nil, err
+	}
+	if v != formatVersion {
+		return nil, fmt.Errorf("format version %d, want %d: %w", v, formatVersion, ErrCorrupt)
+	}
+	n := metaSize(int64(le.Uint16(b[44:])), int64(le.Uint16(b[46:]))) - metaSumSize
+	if int64(len(b)) < n+metaSumSize {
+		return nil, fmt.Errorf("truncated meta region: %w", ErrCorrupt)
+	}
 	if got, want := crc32.Checksum(b[:n], crcTable), le.Uint32(b[n:]); got != want {
-		return nil, fmt.Errorf("checksum %08x, want %08x: %w", got, want, ErrCorrupt)
+		return nil, fmt.Errorf("meta checksum %08x, want %08x: %w", got, want, ErrCorrupt)
 	}
+	return parseDefs(b)
+}
+
+// readFile parses a whole file of either format version and checks its
+// size and checksum; it returns the schema the file describes and the
+// version.
+func readFile(b []byte) (*Schema, int, error) {
+	v, err := fileVersion(b)
+	if err != nil {
+		return nil, 0, err
+	}
+	var s *Schema
+	if v == version1 {
+		if len(b) < headerSize+trailerSize {
+			return nil, 0, fmt.Errorf("truncated: %w", ErrCorrupt)
+		}
+		n := len(b) - trailerSize
+		if got, want := crc32.Checksum(b[:n], crcTable), le.Uint32(b[n:]); got != want {
+			return nil, 0, fmt.Errorf("checksum %08x, want %08x: %w", got, want, ErrCorrupt)
+		}
+		s, err = parseDefs(b)
+	} else {
+		s, err = readMeta(b)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	if want := s.layout.fileSize(v); int64(len(b)) != want {
+		return nil, 0, fmt.Errorf("size %d, want %d: %w", len(b), want, ErrCorrupt)
+	}
+	return s, v, nil
+}
+
+// parseDefs parses the header and the definitions at the start of b,
+// whose checksum was checked.
+func parseDefs(b []byte) (*Schema, error) {
 	name := cstring(b[8:40])
 	step := int64(le.Uint32(b[40:]))
 	nds, nrra := int(le.Uint16(b[44:])), int(le.Uint16(b[46:]))
-	if int64(len(b)) < headerSize+int64(nds)*dsDefSize+int64(nrra)*rraDefSize {
+	if int64(len(b)) < metaSize(int64(nds), int64(nrra))-metaSumSize {
 		return nil, fmt.Errorf("truncated definitions: %w", ErrCorrupt)
 	}
 	defs := make([]string, 0, nds+nrra)
@@ -190,13 +282,11 @@ func readSchema(b []byte) (*Schema, error) {
 			return nil, fmt.Errorf("archive %d: shared rows differ: %w", i, ErrCorrupt)
 		}
 	}
-	if int64(len(b)) != s.layout.size {
-		return nil, fmt.Errorf("size %d, want %d: %w", len(b), s.layout.size, ErrCorrupt)
-	}
 	return s, nil
 }
 
-// readState reads the state of a file of schema s (checked by readSchema).
+// readState reads the state of a file of schema s (checked by readMeta
+// or readFile); the state is at the same offsets in both versions.
 func readState(b []byte, s *Schema) *state {
 	l := &s.layout
 	st := allocState(s)

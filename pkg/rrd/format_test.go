@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"flag"
+	"hash/crc32"
 	"math"
 	"os"
 	"testing"
@@ -36,7 +37,9 @@ func addT0(rec string) string {
 
 // TestFormatGolden pins the on-disk format (format.go) byte for byte;
 // `go test -update` rewrites testdata/test-series.rrd after a deliberate
-// change, which must come with a new format version.
+// change, which must come with a new format version. Version 2 was
+// written so on purpose (the meta checksum replaced the whole-file one);
+// testdata/test-series-v1.rrd is the same series as version 1 wrote it.
 func TestFormatGolden(t *testing.T) {
 	b, err := goldenSeries(t).MarshalBinary()
 	if err != nil {
@@ -62,7 +65,7 @@ func TestFormatGolden(t *testing.T) {
 		got, want any
 	}{
 		{"magic", string(b[:6]), "PVNRRD"},
-		{"version", le.Uint16(b[6:]), uint16(1)},
+		{"version", le.Uint16(b[6:]), uint16(2)},
 		{"schema", string(b[8:12]), "test"},
 		{"step", le.Uint32(b[40:]), uint32(60)},
 		{"data sources", le.Uint16(b[44:]), uint16(2)},
@@ -71,6 +74,8 @@ func TestFormatGolden(t *testing.T) {
 		{"first DS name", string(b[64:65]), "g"},
 		{"second DS type", b[64+48+20], byte(Derive)},
 		{"MAX one-step archive shares rows of archive 0", le.Uint16(b[64+2*48+2*24+2:]), uint16(1)},
+		{"meta checksum", le.Uint32(b[432:]), crc32.Checksum(b[:432], crcTable)},
+		{"first row", int64(testSchema.layout.data[0]), int64(440)},
 		{"size", int64(len(b)), testSchema.FileSize()},
 	} {
 		if c.got != c.want {
@@ -90,16 +95,45 @@ func TestFormatGolden(t *testing.T) {
 	}
 }
 
+// TestFormatVersion1 reads the golden file of format version 1 as the
+// first Store wrote it: the same series, encoded again as version 2.
+func TestFormatVersion1(t *testing.T) {
+	v1, err := os.ReadFile("testdata/test-series-v1.rrd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(v1)) != testSchema.layout.fileSize(version1) {
+		t.Fatalf("version 1 file: %d bytes; want %d", len(v1), testSchema.layout.fileSize(version1))
+	}
+	sr, err := UnmarshalSeries(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := sr.MarshalBinary()
+	want, _ := goldenSeries(t).MarshalBinary()
+	if !bytes.Equal(got, want) {
+		t.Error("version 1 file decodes to another series than the golden one")
+	}
+	b := bytes.Clone(v1)
+	b[len(b)/2] ^= 1 // a row: version 1 checksums the whole file
+	if _, err := UnmarshalSeries(b); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("version 1, row bit flip: UnmarshalSeries error = %v; want ErrCorrupt", err)
+	}
+}
+
 func TestUnmarshalRejects(t *testing.T) {
 	good, _ := goldenSeries(t).MarshalBinary()
-	flip := func(i int) []byte { b := bytes.Clone(good); b[i] ^= 1; return b }
+	meta := testSchema.layout.meta
+	flip := func(i int64) []byte { b := bytes.Clone(good); b[i] ^= 1; return b }
 	for name, b := range map[string][]byte{
-		"empty":     nil,
-		"truncated": good[:len(good)-8],
-		"torn":      append(bytes.Clone(good[:len(good)/2]), make([]byte, len(good)-len(good)/2)...),
-		"bit flip":  flip(500),
-		"magic":     flip(0),
-		"longer":    append(bytes.Clone(good), 0),
+		"empty":          nil,
+		"header only":    good[:headerSize],
+		"truncated":      good[:len(good)-8],
+		"torn meta":      append(bytes.Clone(good[:meta/2]), make([]byte, int64(len(good))-meta/2)...),
+		"bit flip state": flip(meta - 20),
+		"bit flip sum":   flip(meta - 8),
+		"magic":          flip(0),
+		"longer":         append(bytes.Clone(good), 0),
 	} {
 		if _, err := UnmarshalSeries(b); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: UnmarshalSeries error = %v; want ErrCorrupt", name, err)
@@ -107,10 +141,15 @@ func TestUnmarshalRejects(t *testing.T) {
 	}
 	// a valid checksum over a wrong version
 	b := bytes.Clone(good)
-	b[6] = 2
-	seal(b)
+	b[6] = 3
+	binary.LittleEndian.PutUint32(b[meta-8:], crc32.Checksum(b[:meta-8], crcTable))
 	if _, err := UnmarshalSeries(b); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("version 2: UnmarshalSeries error = %v; want ErrCorrupt", err)
+		t.Errorf("version 3: UnmarshalSeries error = %v; want ErrCorrupt", err)
+	}
+	// the rows carry no checksum (a flush writes them in place, through
+	// the journal): a damaged row is read as it is
+	if _, err := UnmarshalSeries(flip(meta + 3)); err != nil {
+		t.Errorf("bit flip in a row: UnmarshalSeries error = %v; want none", err)
 	}
 }
 

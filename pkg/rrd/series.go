@@ -85,7 +85,7 @@ func (sr *Series) Query(tf Timeframe, cf CF, now int64) (*Result, error) {
 func (sr *Series) MarshalBinary() ([]byte, error) {
 	s := sr.st.s
 	b := make([]byte, s.layout.size)
-	putState(b, sr.st)
+	putMeta(b, sr.st)
 	for i, a := range s.rra {
 		if s.owner[i] != i {
 			continue
@@ -95,14 +95,13 @@ func (sr *Series) MarshalBinary() ([]byte, error) {
 			putF(b[off+int64(j)*8:], v)
 		}
 	}
-	seal(b)
 	return b, nil
 }
 
-// UnmarshalSeries decodes a series file; the schema is the one the file
-// describes.
+// UnmarshalSeries decodes a series file of either format version; the
+// schema is the one the file describes.
 func UnmarshalSeries(b []byte) (*Series, error) {
-	s, err := readSchema(b)
+	s, v, err := readFile(b)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +112,7 @@ func UnmarshalSeries(b []byte) (*Series, error) {
 			continue
 		}
 		r := make([]float64, a.Rows*int64(len(s.ds)))
-		off := s.layout.data[i]
+		off := s.layout.rowOffset(i, v)
 		decodeRows(r, b[off:off+int64(len(r))*8])
 		sr.rows[i] = r
 	}

@@ -9,13 +9,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Defaults of Options.
@@ -74,9 +72,10 @@ type Options struct {
 // Store keeps many series by key under a directory. In memory it holds
 // only each series' consolidation state and the rows written since the
 // last flush (a few KiB per series); the rows themselves stay in the
-// files, which a flush rewrites whole and atomically (temporary file,
-// sync, rename): a crash leaves each file as of the last flush before
-// it. A Store is safe for concurrent use.
+// files. A flush writes a new series' file whole (temporary file, sync,
+// rename) and changes an existing one in place through the store's
+// journal (journal.go): a crash leaves every file as of the flush before
+// or the one it interrupted. A Store is safe for concurrent use.
 type Store struct {
 	dir  string
 	opts Options
@@ -87,13 +86,18 @@ type Store struct {
 	series map[string]*entry
 	closed bool
 
-	flushMu sync.Mutex // serializes flushes
+	flushMu sync.Mutex // serializes flushes and expiry; guards journalDirty
+	// journalDirty is set while the journal may hold records not known
+	// to be in their files; the next flush applies them first.
+	journalDirty bool
 
 	stop chan struct{} // closed by Close to end the flusher
 	done chan struct{} // closed when the flusher ended
 
-	// rename replaces a file; tests replace it to simulate a crash.
-	rename func(oldpath, newpath string) error
+	// ops changes files: osOps but in the crash tests, which also set
+	// workers to 1 so that the steps of a flush come in one order.
+	ops     fileOps
+	workers int // series a flush writes at once
 }
 
 // entry is one series of a Store.
@@ -104,6 +108,7 @@ type entry struct {
 	schema  *Schema
 	st      *state        // nil until loaded from the file or created
 	onDisk  bool          // the file exists
+	version int           // format version of the file; an older one is rewritten whole on the next flush
 	mtime   time.Time     // of the file, for expiry before the state is loaded
 	pending []pendingRows // per archive (owners only): rows not yet in the file
 	gen     uint64        // counts updates, to tell whether a flush caught all
@@ -118,9 +123,11 @@ type pendingRows struct {
 	vals  []float64
 }
 
-// Open opens or creates the store in opts.Dir, finds the series it
-// holds (loading each lazily, on first use), removes temporary files a
-// crash left, and starts the periodic flush.
+// Open opens or creates the store in opts.Dir, applies the journal of a
+// flush a crash interrupted, finds the series it holds (loading each
+// lazily, on first use), removes temporary files a crash left, and starts
+// the periodic flush. It fails if the journal cannot be applied, rather
+// than serve files that may be torn.
 func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("rrd store: no directory")
@@ -132,7 +139,8 @@ func Open(opts Options) (*Store, error) {
 		opts.MaxSeries = DefaultMaxSeries
 	}
 	s := &Store{dir: opts.Dir, opts: opts, log: opts.Log, now: opts.Now,
-		series: map[string]*entry{}, stop: make(chan struct{}), done: make(chan struct{}), rename: os.Rename}
+		series: map[string]*entry{}, stop: make(chan struct{}), done: make(chan struct{}),
+		ops: osOps{}, workers: flushWorkers}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -140,6 +148,12 @@ func Open(opts Options) (*Store, error) {
 		s.now = time.Now
 	}
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("rrd store: %w", err)
+	}
+	if err := s.createJournal(); err != nil {
+		return nil, fmt.Errorf("rrd store: %w", err)
+	}
+	if err := s.replayJournal(); err != nil {
 		return nil, fmt.Errorf("rrd store: %w", err)
 	}
 	if err := s.scan(); err != nil {
@@ -282,17 +296,10 @@ func (s *Store) loadLocked(e *entry) {
 	if e.st != nil || !e.onDisk {
 		return
 	}
-	b, err := os.ReadFile(e.path)
+	st, v, err := loadFile(e.path, e.schema)
 	if err == nil {
-		var sc *Schema
-		if sc, err = readSchema(b); err == nil {
-			if !sc.equal(e.schema) {
-				err = fmt.Errorf("schema differs: %w", ErrCorrupt)
-			} else {
-				e.st = readState(b, e.schema)
-				return
-			}
-		}
+		e.st, e.version = st, v
+		return
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		e.onDisk = false
@@ -303,6 +310,52 @@ func (s *Store) loadLocked(e *entry) {
 		s.log.Error("set aside rrd file", "path", e.path, "err", rerr)
 	}
 	e.onDisk = false
+}
+
+// loadFile reads the state of the file path of schema sc and its format
+// version: of a current file only the meta region, of a version 1 file
+// all of it (its checksum covers the whole).
+func loadFile(path string, sc *Schema) (*state, int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	b := make([]byte, sc.layout.meta)
+	if _, err := io.ReadFull(f, b); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("size %d: %w", fi.Size(), ErrCorrupt)
+		}
+		return nil, 0, err
+	}
+	v, err := fileVersion(b)
+	if err != nil {
+		return nil, 0, err
+	}
+	if want := sc.layout.fileSize(v); fi.Size() != want {
+		return nil, 0, fmt.Errorf("size %d, want %d: %w", fi.Size(), want, ErrCorrupt)
+	}
+	var fsc *Schema
+	if v == version1 {
+		b = make([]byte, fi.Size())
+		if _, err := f.ReadAt(b, 0); err != nil {
+			return nil, 0, err
+		}
+		fsc, _, err = readFile(b)
+	} else {
+		fsc, err = readMeta(b)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	if !fsc.equal(sc) {
+		return nil, 0, fmt.Errorf("schema differs: %w", ErrCorrupt)
+	}
+	return readState(b, sc), v, nil
 }
 
 // Update applies a reading to the series key ("pve-vm-9.0/100"), creating
@@ -392,11 +445,12 @@ func (e *entry) reader() archiveReader {
 			// the ring may wrap: at most two runs of the file
 			idx := (first / rs) % a.Rows
 			run := min(n, a.Rows-idx)
-			if err := readRows(e.path, sc.layout.data[r]+idx*nds*8, dst[:run*nds]); err != nil {
+			base := sc.layout.rowOffset(r, e.version)
+			if err := readRows(e.path, base+idx*nds*8, dst[:run*nds]); err != nil {
 				return err
 			}
 			if run < n {
-				if err := readRows(e.path, sc.layout.data[r], dst[run*nds:n*nds]); err != nil {
+				if err := readRows(e.path, base, dst[run*nds:n*nds]); err != nil {
 					return err
 				}
 			}
@@ -431,105 +485,181 @@ func readRows(path string, off int64, dst []float64) error {
 	return nil
 }
 
-// Flush writes every series changed since the last flush: each file is
-// written beside the old one, all are synced, then each replaces its old
-// file. A series that fails stays changed for the next flush.
+// Flush writes every series changed since the last flush. An existing
+// file gets its meta region and the rows added since in place, through
+// the journal (journal.go); a new series, a file of an older format
+// version, or one with so many rows to write that writing it whole costs
+// about as much, is written whole beside its file, synced and renamed
+// over it. Each changed file is synced once. A series that fails stays
+// changed for the next flush.
 func (s *Store) Flush() error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	s.mu.Lock()
-	dirty := make([]*entry, 0, len(s.series)) // prepare skips the unchanged
-	for _, e := range s.series {
-		dirty = append(dirty, e)
-	}
-	s.mu.Unlock()
-
-	// write the new files, in parallel
-	jobs := make([]flushJob, len(dirty))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	workers := min(runtime.GOMAXPROCS(0), 4, max(1, len(dirty)))
-	dirs := newDirSet()
-	for range workers {
-		wg.Go(func() {
-			var buf []byte
-			for i := range next {
-				jobs[i], buf = s.prepare(dirty[i], dirs, buf)
-			}
-		})
-	}
-	for i := range dirty {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-
-	var errs []error
-	var written []*flushJob
-	for i := range jobs {
-		switch j := &jobs[i]; {
-		case j.err != nil:
-			errs = append(errs, j.err)
-		case j.tmp != "":
-			written = append(written, j)
-		}
-	}
-	if len(written) == 0 {
-		return errors.Join(errs...)
-	}
-	if err := syncFS(s.dir, written); err != nil {
-		for _, j := range written {
-			os.Remove(j.tmp)
-		}
-		return errors.Join(append(errs, err)...)
-	}
-	for _, j := range written {
-		if err := s.commit(j); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, d := range dirs.list() {
-		if err := syncDir(d); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := s.flushLocked(); err != nil {
 		s.log.Error("rrd flush", "err", err)
 		return err
 	}
 	return nil
 }
 
-// flushJob is one series' file written by a flush, not yet in place.
+// flushWorkers is how many series a flush writes at once: the work is
+// waiting for the disk, and the file system commits concurrent syncs
+// together.
+const flushWorkers = 16
+
+// flushLocked is Flush. s.flushMu must be held.
+func (s *Store) flushLocked() error {
+	if s.journalDirty {
+		// the last flush could not apply or empty its journal
+		if err := s.replayJournal(); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	all := make([]*entry, 0, len(s.series)) // prepare skips the unchanged
+	for _, e := range s.series {
+		all = append(all, e)
+	}
+	s.mu.Unlock()
+
+	jobs := make([]flushJob, len(all))
+	dirs := newDirSet(s.dir)
+	bufs := make([][]byte, s.workers)
+	each(len(all), s.workers, func(w, i int) {
+		jobs[i] = s.prepare(all[i], dirs, &bufs[w])
+	})
+	bufs = nil // up to a file's size each, not needed any more
+
+	var errs []error
+	var inPlace []*flushJob
+	whole := false
+	for i := range jobs {
+		switch j := &jobs[i]; {
+		case j.err != nil:
+			errs = append(errs, j.err)
+		case j.tmp != "":
+			if err := s.replace(j); err != nil {
+				errs = append(errs, err)
+			}
+			whole = true
+		case j.rec != nil:
+			inPlace = append(inPlace, j)
+		}
+	}
+	if whole {
+		for _, d := range dirs.list() {
+			if err := s.syncDir(d); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for len(inPlace) > 0 {
+		n, size := 1, len(inPlace[0].rec)
+		for n < len(inPlace) && size+len(inPlace[n].rec) <= journalMax {
+			size += len(inPlace[n].rec)
+			n++
+		}
+		if err := s.flushInPlace(inPlace[:n]); err != nil {
+			// the journal could not be written or applied; what it holds
+			// stays changed, and so does what follows
+			errs = append(errs, err)
+			break
+		}
+		inPlace = inPlace[n:]
+	}
+	return errors.Join(errs...)
+}
+
+// flushInPlace writes jobs through the journal. s.flushMu must be held.
+func (s *Store) flushInPlace(jobs []*flushJob) error {
+	recs := make([][]byte, len(jobs))
+	for i, j := range jobs {
+		recs[i] = j.rec
+	}
+	if err := s.writeJournal(recs); err != nil {
+		return err
+	}
+	errs := make([]error, len(jobs))
+	each(len(jobs), s.workers, func(_, i int) {
+		r, err := decodeRecord(jobs[i].rec[4:])
+		if err == nil {
+			err = s.apply(r, false)
+		}
+		errs[i] = err
+	})
+	for i, j := range jobs {
+		if errs[i] == nil {
+			j.e.commit(j, s.now())
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err // the journal stays, for the next flush or Open to apply
+	}
+	return s.clearJournal()
+}
+
+// each calls f(w, i) for every i in [0, n) on up to workers goroutines;
+// w is the goroutine's number.
+func each(n, workers int, f func(w, i int)) {
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for w := range max(1, min(workers, n)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				f(w, i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// flushJob is what a flush writes of one series: a new file (tmp) or a
+// journal record (rec).
 type flushJob struct {
 	e    *entry
-	tmp  string  // the new file, "" when nothing was to be written
+	tmp  string  // the new file, synced, "" when not written whole
+	rec  []byte  // the journal record of the changes in place
 	gen  uint64  // entry generation written
 	last []int64 // per archive: end time of the last pending row written (0: none)
 	err  error
 }
 
-// prepare writes the new file of e beside the old one if e changed.
-func (s *Store) prepare(e *entry, dirs *dirSet, buf []byte) (flushJob, []byte) {
+// prepare builds the journal record of e, or writes its new file beside
+// the old one and syncs it, if e changed. buf is the worker's buffer for
+// whole files.
+func (s *Store) prepare(e *entry, dirs *dirSet, buf *[]byte) flushJob {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.st == nil || e.removed || e.gen == e.flushed && e.onDisk {
-		return flushJob{}, buf
+		e.mu.Unlock()
+		return flushJob{}
 	}
 	sc := e.schema
-	size := int(sc.layout.size)
-	if cap(buf) < size {
-		buf = make([]byte, size)
+	j := flushJob{e: e, gen: e.gen, last: e.lastPending()}
+	if e.onDisk && e.version == formatVersion {
+		// in place, unless the changes are a good part of the file (the
+		// rows of hours without a flush)
+		if j.rec = e.record(); int64(len(j.rec)) <= sc.layout.size/4 {
+			e.mu.Unlock()
+			return j
+		}
+		j.rec = nil
 	}
-	b := buf[:size]
+	size := sc.layout.size
+	if int64(cap(*buf)) < size {
+		*buf = make([]byte, size)
+	}
+	b := (*buf)[:size]
 	if !e.onDisk {
 		fillUnknown(b, sc)
-	} else if err := readAll(e.path, b); err != nil {
+	} else if err := readFileRows(e.path, sc, e.version, b); err != nil {
 		s.log.Error("rrd file unreadable, its rows are lost", "path", e.path, "err", err)
 		fillUnknown(b, sc)
 	}
-	putState(b, e.st)
-	j := flushJob{e: e, gen: e.gen, last: make([]int64, len(sc.rra))}
+	putMeta(b, e.st)
 	nds := int64(len(sc.ds))
 	for r := range e.pending {
 		p := &e.pending[r]
@@ -537,19 +667,20 @@ func (s *Store) prepare(e *entry, dirs *dirSet, buf []byte) (flushJob, []byte) {
 		for i := range p.n {
 			putRow(b, sc, r, p.first+i*rs, p.vals[i*nds:(i+1)*nds])
 		}
-		if p.n > 0 {
-			j.last[r] = p.first + (p.n-1)*rs
-		}
 	}
-	seal(b)
+	e.mu.Unlock()
+
 	dir := filepath.Dir(e.path)
 	if err := dirs.make(dir); err != nil {
 		j.err = err
-		return j, buf
+		return j
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(e.path)+".tmp-*")
 	if err == nil {
-		_, err = f.Write(b)
+		err = s.ops.writeAt(f, b, 0)
+		if err == nil {
+			err = s.ops.sync(f)
+		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -562,30 +693,81 @@ func (s *Store) prepare(e *entry, dirs *dirSet, buf []byte) (flushJob, []byte) {
 	}
 	if err != nil {
 		j.err = fmt.Errorf("write %s: %w", e.path, err)
-		return j, buf
+		return j
 	}
 	j.tmp = f.Name()
-	return j, buf
+	return j
 }
 
-// readAll reads the whole file path into b, which must have its size.
-func readAll(path string, b []byte) error {
+// lastPending returns, per archive, the end time of the last pending row
+// (0: none). e.mu must be held.
+func (e *entry) lastPending() []int64 {
+	last := make([]int64, len(e.pending))
+	for r, p := range e.pending {
+		if p.n > 0 {
+			last[r] = p.first + (p.n-1)*e.schema.step*e.schema.rra[r].Steps
+		}
+	}
+	return last
+}
+
+// record encodes the journal record of e's changes: its meta region and
+// its pending rows, one extent per run of rows (two where the ring
+// wraps). e.mu must be held.
+func (e *entry) record() []byte {
+	sc := e.schema
+	l := &sc.layout
+	nds := int64(len(sc.ds))
+	n := 12 + l.meta
+	for _, p := range e.pending {
+		n += 24 + p.n*nds*8
+	}
+	rb := newRecord(e.key, l.size, int(n))
+	putMeta(rb.extent(0, int(l.meta)), e.st)
+	for r := range e.pending {
+		p := &e.pending[r]
+		if p.n == 0 {
+			continue
+		}
+		a := sc.rra[r]
+		idx := (p.first / (sc.step * a.Steps)) % a.Rows
+		run := min(p.n, a.Rows-idx)
+		putRows(rb.extent(l.data[r]+idx*nds*8, int(run*nds*8)), p.vals[:run*nds])
+		if run < p.n {
+			putRows(rb.extent(l.data[r], int((p.n-run)*nds*8)), p.vals[run*nds:p.n*nds])
+		}
+	}
+	return rb.bytes()
+}
+
+func putRows(b []byte, vals []float64) {
+	for i, v := range vals {
+		putF(b[i*8:], v)
+	}
+}
+
+// readFileRows reads the rows of the file path, of schema sc and format
+// version v, into b, a whole file of the current version.
+func readFileRows(path string, sc *Schema, v int, b []byte) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if _, err := io.ReadFull(f, b); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
 		return err
 	}
-	if n, _ := f.Read(make([]byte, 1)); n != 0 {
-		return errors.New("file larger than its schema")
+	l := &sc.layout
+	if want := l.fileSize(v); fi.Size() != want {
+		return fmt.Errorf("size %d, want %d", fi.Size(), want)
 	}
-	return nil
+	_, err = f.ReadAt(b[l.meta:l.size], l.rowOffset(0, v))
+	return err
 }
 
-// commit puts the file of j in place and forgets the rows it holds.
-func (s *Store) commit(j *flushJob) error {
+// replace puts the new file of j in place and forgets the rows it holds.
+func (s *Store) replace(j *flushJob) error {
 	e := j.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -593,11 +775,25 @@ func (s *Store) commit(j *flushJob) error {
 		os.Remove(j.tmp)
 		return nil
 	}
-	if err := s.rename(j.tmp, e.path); err != nil {
+	if err := s.ops.rename(j.tmp, e.path); err != nil {
 		os.Remove(j.tmp)
 		return fmt.Errorf("replace %s: %w", e.path, err)
 	}
-	e.onDisk, e.flushed, e.mtime = true, j.gen, s.now()
+	e.commitLocked(j, s.now())
+	return nil
+}
+
+// commit records that the file holds what j wrote.
+func (e *entry) commit(j *flushJob, now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.commitLocked(j, now)
+}
+
+// commitLocked records that the file holds what j wrote and forgets the
+// pending rows it holds. e.mu must be held.
+func (e *entry) commitLocked(j *flushJob, now time.Time) {
+	e.onDisk, e.version, e.flushed, e.mtime = true, formatVersion, j.gen, now
 	nds := int64(len(e.schema.ds))
 	for r := range e.pending {
 		p := &e.pending[r]
@@ -614,53 +810,18 @@ func (s *Store) commit(j *flushJob) error {
 			p.vals = p.vals[k*nds:]
 		}
 	}
-	return nil
-}
-
-// syncFS makes the new files durable before they replace the old ones:
-// one syncfs for the file system, or an fsync of each if that fails.
-func syncFS(dir string, jobs []*flushJob) error {
-	if d, err := os.Open(dir); err == nil {
-		err = unix.Syncfs(int(d.Fd()))
-		d.Close()
-		if err == nil {
-			return nil
-		}
-	}
-	for _, j := range jobs {
-		f, err := os.Open(j.tmp)
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("sync %s: %w", j.tmp, err)
-		}
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // dirSet creates the directories of a flush once each and remembers
-// them to sync after the renames.
+// them, with the parents of those it created up to the store's, to sync
+// after the renames.
 type dirSet struct {
+	root string
 	mu   sync.Mutex // guards made
 	made map[string]bool
 }
 
-func newDirSet() *dirSet { return &dirSet{made: map[string]bool{}} }
+func newDirSet(root string) *dirSet { return &dirSet{root: root, made: map[string]bool{}} }
 
 func (d *dirSet) make(dir string) error {
 	d.mu.Lock()
@@ -668,11 +829,22 @@ func (d *dirSet) make(dir string) error {
 	if d.made[dir] {
 		return nil
 	}
+	d.made[dir] = true
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
 	// PVE: 0750 (status.c, checked_mkdir)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
+		delete(d.made, dir)
 		return err
 	}
-	d.made[dir] = true
+	// a new directory is durable once its parent is synced
+	for p := filepath.Dir(dir); !d.made[p]; p = filepath.Dir(p) {
+		d.made[p] = true
+		if p == d.root || p == filepath.Dir(p) {
+			break
+		}
+	}
 	return nil
 }
 
@@ -693,6 +865,8 @@ func (s *Store) Expire() int {
 	if s.opts.Retain < 0 {
 		return 0
 	}
+	s.flushMu.Lock() // a flush writes the files it found
+	defer s.flushMu.Unlock()
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

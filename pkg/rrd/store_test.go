@@ -165,9 +165,10 @@ func TestStoreQueryBeforeFlush(t *testing.T) {
 	}
 }
 
-// TestStoreCrashSafety: a flush interrupted before its rename, a torn
-// temporary file left by a crash and a damaged file never cost more than
-// the updates since the last complete flush.
+// TestStoreCrashSafety: a flush interrupted before its journal is
+// written, a torn temporary file left by a crash and a damaged file never
+// cost more than the updates since the last complete flush
+// (TestStoreCrashAtEveryStep interrupts a flush at every other step).
 func TestStoreCrashSafety(t *testing.T) {
 	dir := t.TempDir()
 	c := &clock{}
@@ -187,26 +188,26 @@ func TestStoreCrashSafety(t *testing.T) {
 	c.set(tm)
 	goodAnswers := answers(t, s, key)
 
-	// a crash between writing the new file and renaming it
+	// a crash while the journal is written
 	for ; tm < t0+1800; tm += 10 {
 		if err := s.UpdateRecord(key, vmRecord(tm)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	crash := errors.New("crash")
-	s.rename = func(string, string) error { return crash }
-	if err := s.Flush(); !errors.Is(err, crash) {
+	ops := &crashOps{failAt: 2} // the journal's truncation, then its write
+	s.ops = ops
+	if err := s.Flush(); !errors.Is(err, errCrash) {
 		t.Fatalf("Flush = %v; want the crash", err)
 	}
+	ops.lose(t, loseAll)
 	if now, _ := os.ReadFile(path); !bytes.Equal(now, good) {
-		t.Error("the file changed although its replacement failed")
+		t.Error("the file changed although its journal was not written")
 	}
 	// a torn temporary file, as a crash during its write leaves it
 	torn := filepath.Join(filepath.Dir(path), ".100.tmp-123")
 	if err := os.WriteFile(torn, good[:len(good)/3], 0o640); err != nil {
 		t.Fatal(err)
 	}
-	s.rename = os.Rename
 	s.mu.Lock()
 	s.closed = true // drop the store as a crash would: no final flush
 	s.mu.Unlock()
@@ -223,7 +224,7 @@ func TestStoreCrashSafety(t *testing.T) {
 
 	// a damaged file is set aside, and the series starts anew
 	b := bytes.Clone(good)
-	b[len(b)/2] ^= 0xff
+	b[VMSchema.layout.meta/2] ^= 0xff
 	if err := os.WriteFile(path, b, 0o640); err != nil {
 		t.Fatal(err)
 	}
@@ -374,5 +375,57 @@ func TestStoreConcurrent(t *testing.T) {
 		if v := res.Value(res.Len()-1, VMSchema.Index("netin")); v != 1000 || math.IsNaN(v) {
 			t.Errorf("guest %d: last netin %v; want 1000", 100+g, v)
 		}
+	}
+}
+
+// TestStoreVersion1 serves a file of format version 1 as it is, and
+// rewrites it as the current version on the first flush after an update.
+func TestStoreVersion1(t *testing.T) {
+	c := &clock{}
+	key := "pve-vm-9.0/100"
+	dirs := []string{t.TempDir(), t.TempDir()} // the second stays current
+	for _, dir := range dirs {
+		s := openStore(t, dir, c, Options{})
+		for tm := int64(t0); tm < t0+7200; tm += 10 {
+			if err := s.UpdateRecord(key, vmRecord(tm)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dirs[0], key)
+	b, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, toV1(b, VMSchema), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	c.set(t0 + 7205)
+	cur := openStore(t, dirs[1], c, Options{})
+	want := answers(t, cur, key)
+	s := openStore(t, dirs[0], c, Options{})
+	if got := answers(t, s, key); got != want {
+		t.Error("a version 1 file answers differently")
+	}
+	if err := s.Flush(); err != nil { // unchanged: stays version 1
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); b[6] != version1 {
+		t.Errorf("unchanged file rewritten as version %d", b[6])
+	}
+	for _, s := range []*Store{s, cur} {
+		for tm := int64(t0 + 7200); tm < t0+7800; tm += 10 {
+			if err := s.UpdateRecord(key, vmRecord(tm)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := os.ReadFile(path)
+	b, _ = os.ReadFile(filepath.Join(dirs[1], key))
+	if !bytes.Equal(a, b) {
+		t.Errorf("version 1 file after a flush (version %d, %d bytes) differs from one always current", a[6], len(a))
 	}
 }

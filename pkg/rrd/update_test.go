@@ -214,10 +214,10 @@ func TestPVESchemas(t *testing.T) {
 		size int64
 	}{
 		{NodeSchema, "loadavg maxcpu cpu iowait memtotal memused swaptotal swapused roottotal rootused netin netout " +
-			"memavailable arcsize pressurecpusome pressureiosome pressureiofull pressurememorysome pressurememoryfull", 1_271_740},
+			"memavailable arcsize pressurecpusome pressureiosome pressureiofull pressurememorysome pressurememoryfull", 1_271_744},
 		{VMSchema, "maxcpu cpu maxmem mem maxdisk disk netin netout diskread diskwrite memhost pressurecpusome " +
-			"pressurecpufull pressureiosome pressureiofull pressurememorysome pressurememoryfull", 1_137_900},
-		{StorageSchema, "total used", 134_100},
+			"pressurecpufull pressureiosome pressureiofull pressurememorysome pressurememoryfull", 1_137_904},
+		{StorageSchema, "total used", 134_104},
 	} {
 		var names []string
 		for _, ds := range tt.s.DS() {
