@@ -27,6 +27,7 @@ start() {
   fi
   "$BIN/pvedaemon" start --prefix "$P" --listen "$DAEMON_ADDR"
   "$BIN/pveproxy" start --prefix "$P" --port "$PORT" --daemon-addr "$DAEMON_ADDR"
+  "$BIN/pvestatd" start --prefix "$P"
   node=$(sed -n 's/^node: //p' <<<"$out")
   fp=$(sed -n 's/^fingerprint: //p' <<<"$out")
   host=$(hostname -f 2>/dev/null || hostname)
@@ -42,6 +43,7 @@ start() {
 }
 
 stop() {
+  "$BIN/pvestatd" stop --prefix "$P" || true
   "$BIN/pveproxy" stop --prefix "$P" || true
   "$BIN/pvedaemon" stop --prefix "$P" || true
 }

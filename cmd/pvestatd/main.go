@@ -1,18 +1,15 @@
-// Command pvestatd is the PVE pvestatd daemon. Its lifecycle commands work; its
-// own work is not implemented yet: status collection and cluster gossip (issue 5).
+// Command pvestatd is the PVE status daemon: it collects the status of this
+// node, its guests and storages, shares it with the cluster and keeps the
+// merged view for pveproxy and pvedaemon.
 package main
 
 import (
 	"os"
 
 	"github.com/pvenode/pvenode/pkg/daemon"
-	"github.com/pvenode/pvenode/pkg/service/pending"
+	"github.com/pvenode/pvenode/pkg/service/pvestatd"
 )
 
 func main() {
-	os.Exit(daemon.Execute(daemon.Command(daemon.Spec{
-		Name:  "pvestatd",
-		Short: "PVE pvestatd (not implemented yet: status collection and cluster gossip (issue 5))",
-		New:   pending.New("status collection and cluster gossip (issue 5)"),
-	})))
+	os.Exit(daemon.Execute(daemon.Command(pvestatd.Spec())))
 }

@@ -117,7 +117,7 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	if rc, ok := c.(*reasonConn); ok {
 		info = info.WithReason(rc.setReason)
 	}
-	return reqinfo.NewContext(ctx, info)
+	return reqinfo.NewContext(withTLSConn(ctx, c), info)
 }
 
 // requestInfo gives every request a clean Info, so a user or real IP learned

@@ -103,12 +103,12 @@ func NodeClientConfig(own *tls.Certificate, pinned []string) *tls.Config {
 }
 
 // NodeCertFingerprints returns the fingerprints of a node's certificates
-// in the config root (read by readFile): its custom pveproxy-ssl.pem, then
-// its pve-ssl.pem, those that exist and parse. PVE reports and pins the
-// first.
+// in the config root (read by readFile): its custom pveproxy-ssl.pem, its
+// pve-ssl.pem, then the ECDSA ones its pveproxy serves to clients that take
+// them; those that exist and parse. PVE reports the first.
 func NodeCertFingerprints(readFile func(name string) ([]byte, error), node string) []string {
 	var out []string
-	for _, name := range []string{"pveproxy-ssl.pem", "pve-ssl.pem"} {
+	for _, name := range []string{CustomCertFile, NodeCertFile, CustomECDSACertFile, NodeECDSACertFile} {
 		data, err := readFile("nodes/" + node + "/" + name)
 		if err != nil {
 			continue

@@ -49,6 +49,8 @@ type nodeOpts struct {
 // node is one installation under a prefix: a pvedaemon and a pveproxy.
 type node struct {
 	t      *testing.T
+	name   string // node name (nodeName unless a cluster test names it)
+	netns  string // network namespace the daemons run in; "" for the test's
 	prefix string
 	root   *pvefs.Root // the config root, P/etc/pve
 	dport  int         // pvedaemon's port on 127.0.0.1
@@ -103,7 +105,7 @@ func (l *logBuf) lines(sub string) []string {
 // (unless opts.noStart); both are stopped when the test ends.
 func newNode(t *testing.T, opts nodeOpts) *node {
 	t.Helper()
-	n := &node{t: t, prefix: newPrefix(t), opts: opts}
+	n := &node{t: t, name: nodeName, prefix: newPrefix(t), opts: opts}
 	root, err := pvefs.Open(filepath.Join(n.prefix, "etc/pve"))
 	if err != nil {
 		t.Fatal(err)
@@ -167,6 +169,9 @@ func (n *node) run(bin string, args ...string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(h.bin, bin), args...)
+	if n.netns != "" {
+		cmd = exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.netns, filepath.Join(h.bin, bin)}, args...)...)
+	}
 	cmd.Env = childEnv()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -177,7 +182,7 @@ func (n *node) run(bin string, args ...string) (string, string, error) {
 }
 
 func (n *node) daemonStartArgs(fg bool, extra []string) []string {
-	args := []string{"start", "--prefix", n.prefix, "--listen", fmt.Sprintf("127.0.0.1:%d", n.dport), "--node", nodeName}
+	args := []string{"start", "--prefix", n.prefix, "--listen", fmt.Sprintf("127.0.0.1:%d", n.dport), "--node", n.name}
 	if fg {
 		args = append(args, "--foreground")
 	}
@@ -186,7 +191,7 @@ func (n *node) daemonStartArgs(fg bool, extra []string) []string {
 
 func (n *node) proxyStartArgs(fg bool, extra []string) []string {
 	args := []string{"start", "--prefix", n.prefix, "--port", strconv.Itoa(n.pport),
-		"--daemon-addr", fmt.Sprintf("127.0.0.1:%d", n.dport), "--node", nodeName}
+		"--daemon-addr", fmt.Sprintf("127.0.0.1:%d", n.dport), "--node", n.name}
 	if fg {
 		args = append(args, "--foreground")
 	}
@@ -303,6 +308,21 @@ func (n *node) stop(name string) error {
 		return fmt.Errorf("%s stop: %w: %s", name, err, stderr)
 	}
 	return nil
+}
+
+// startStatd starts pvestatd (daemonizing) with a short cycle, and stops
+// it when the test ends.
+func (n *node) startStatd(extra ...string) {
+	n.t.Helper()
+	args := append([]string{"start", "--prefix", n.prefix, "--node", n.name, "--interval", "1s"}, extra...)
+	if _, stderr, err := n.run("pvestatd", args...); err != nil {
+		n.t.Fatalf("start pvestatd: %v: %s", err, stderr)
+	}
+	n.t.Cleanup(func() {
+		if _, stderr, err := n.run("pvestatd", "stop", "--prefix", n.prefix); err != nil {
+			n.t.Errorf("stop pvestatd: %v: %s", err, stderr)
+		}
+	})
 }
 
 // stopAll stops both daemons at the end of the test. A foreground daemon

@@ -200,25 +200,11 @@ func startedTask(t *testing.T, c *client, method, path string, form url.Values) 
 	return upid
 }
 
-// waitTask polls the task's status until it stops and returns its exit
+// waitTask polls a task of this node until it stops and returns its exit
 // status.
 func waitTask(t *testing.T, c *client, upid string) string {
 	t.Helper()
-	path := "/api2/json/nodes/" + nodeName + "/tasks/" + url.PathEscape(upid) + "/status"
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		var st struct {
-			Status     string `json:"status"`
-			ExitStatus string `json:"exitstatus"`
-		}
-		decode(t, c.get(path), &st)
-		if st.Status == "stopped" {
-			return st.ExitStatus
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("task %s still running after 2 minutes", upid)
-	return ""
+	return waitTaskOn(t, c, nodeName, upid)
 }
 
 // taskLog returns a task's log for failure messages.

@@ -32,7 +32,7 @@ type resource struct {
 	// "any" flag); privs is one of the shared slices below.
 	path  string
 	privs []string
-	body       []byte // the entry as JSON
+	body  []byte // the entry as JSON
 	// pool: a guest's pool, removed (body without it) for callers without
 	// Pool.Audit on it.
 	pool       string

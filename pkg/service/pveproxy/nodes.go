@@ -13,6 +13,7 @@ import (
 
 	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/clusterstate"
+	"github.com/pvenode/pvenode/pkg/httpd"
 	"github.com/pvenode/pvenode/pkg/tlsconf"
 )
 
@@ -124,7 +125,7 @@ var errNodeCertRequired = errors.New("calls forwarded by a node need that node's
 // authenticated; ordinary clients never send the header.
 func requireNodeCert(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get(api.HeaderDisableProxy) != "" && !tlsconf.IsNodeConnection(r.TLS) {
+		if r.Header.Get(api.HeaderDisableProxy) != "" && !tlsconf.IsNodeConnection(httpd.TLSState(r)) {
 			api.WriteError(w, r, http.StatusForbidden, errNodeCertRequired.Error()+"\n")
 			return
 		}
