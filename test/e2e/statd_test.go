@@ -72,23 +72,23 @@ func TestStatdStandalone(t *testing.T) {
 		t.Errorf("VM entry: %v", vm)
 	}
 
-	// History: pvedaemon answers from pvestatd's store.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var points []map[string]any
-		r := c.get("/api2/json/nodes/" + nodeName + "/rrddata?timeframe=hour")
-		if r.status == http.StatusOK {
-			decode(t, r, &points)
-			if len(points) > 0 {
-				break
+	// History: pvedaemon answers from pvestatd's store, for the node and
+	// (from the cycle after it started) the VM.
+	for _, path := range []string{"/api2/json/nodes/" + nodeName + "/rrddata?timeframe=hour", base + "/100/rrddata?timeframe=hour&cf=MAX"} {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			var points []map[string]any
+			r := c.get(path)
+			if r.status == http.StatusOK {
+				decode(t, r, &points)
+				if len(points) > 0 {
+					break
+				}
 			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d %s", path, r.status, r.body)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node rrddata: %d %s", r.status, r.body)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if r := c.get(base + "/100/rrddata?timeframe=hour&cf=MAX"); r.status != http.StatusOK {
-		t.Errorf("VM rrddata: %d %s", r.status, r.body)
 	}
 }

@@ -40,6 +40,8 @@ type collector struct {
 	store    *storage.Host
 	hostCPUs int
 	log      *slog.Logger
+	// timeout bounds each item (itemTimeout).
+	timeout time.Duration
 
 	mu   sync.Mutex
 	busy map[string]bool // items whose last collection has not returned
@@ -47,7 +49,7 @@ type collector struct {
 
 func newCollector(node string, root *pvefs.Root, status *nodestatus.Collector, vms *vmm.Manager, store *storage.Host, log *slog.Logger) *collector {
 	return &collector{node: node, root: root, status: status, vms: vms, store: store,
-		hostCPUs: runtime.NumCPU(), log: log, busy: map[string]bool{}}
+		hostCPUs: runtime.NumCPU(), log: log, timeout: itemTimeout, busy: map[string]bool{}}
 }
 
 // runItem runs fn for the item named key with the item timeout, in its
@@ -63,7 +65,7 @@ func runItem[T any](ctx context.Context, c *collector, key string, fn func(ctx c
 	}
 	c.busy[key] = true
 	c.mu.Unlock()
-	ictx, cancel := context.WithTimeout(ctx, itemTimeout)
+	ictx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	res := make(chan T, 1)
 	go func() {
@@ -78,7 +80,7 @@ func runItem[T any](ctx context.Context, c *collector, key string, fn func(ctx c
 	case v := <-res:
 		return v, true
 	case <-ictx.Done():
-		c.log.Warn("status item timed out", "item", key, "timeout", itemTimeout)
+		c.log.Warn("status item timed out", "item", key, "timeout", c.timeout)
 		return zero, false
 	}
 }
@@ -213,7 +215,12 @@ func (c *collector) storages(ctx context.Context) []clusterstate.Storage {
 		if s.Type == "dir" {
 			dir, err := storage.NewDir(s, c.store.Dir)
 			if err == nil {
-				if info, ok := runItem(ctx, c, "storage/"+s.ID, func(ctx context.Context) storage.Info { return dir.Info(ctx, c.node) }); ok {
+				// Info runs without the item's deadline: a hung file system
+				// then keeps this item busy (and later cycles skip it)
+				// instead of leaving a stuck call behind every cycle.
+				if info, ok := runItem(ctx, c, "storage/"+s.ID, func(ctx context.Context) storage.Info {
+					return dir.Info(context.WithoutCancel(ctx), c.node)
+				}); ok {
 					rec.Active, rec.Total, rec.Used = info.Active, info.Total, info.Used
 				}
 			}

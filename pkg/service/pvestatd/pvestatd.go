@@ -108,7 +108,11 @@ func (s *Service) Listen(ctx context.Context) error {
 	if s.histLn, err = listenHistory(s.env.Paths.RRDSocket()); err != nil {
 		return fmt.Errorf("status history socket: %w", err)
 	}
-	s.store = &storage.Host{Root: root, Node: s.node, LocalPath: localStoragePath(s.env.Paths.Prefix)}
+	// The collector bounds each storage itself and never starts a second
+	// call while one hangs; the storage package's own bound would abandon
+	// a stuck statfs and let the next cycle start another.
+	s.store = &storage.Host{Root: root, Node: s.node, LocalPath: localStoragePath(s.env.Paths.Prefix),
+		Dir: storage.DirOptions{StatTimeout: 24 * time.Hour}}
 	vms := vmm.New(vmm.Config{RunDir: filepath.Join(s.env.Paths.RunDir, "qemu-server")})
 	s.col = newCollector(s.node, root, nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}), vms, s.store, s.log)
 	return nil
