@@ -293,3 +293,44 @@ func TestClusterWrongKey(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// TestClusterGrowsOnReload: a node added to corosync.conf joins; the
+// members' pvestatd take it on `reload` (the gossip restarts with the new
+// member list) without a restart, and everyone sees it online.
+func TestClusterGrowsOnReload(t *testing.T) {
+	t.Parallel()
+	nodes := newCluster(t, 2, nil)
+	a := nodes[0]
+	if out, stderr, err := a.run("pvenode-tool", "cluster", "addnode", "node3", "--link0", "127.0.1.3", "--prefix", a.prefix, "--node", a.name); err != nil {
+		t.Fatalf("addnode: %v %s%s", err, out, stderr)
+	}
+	ca := a.clientOf(t)
+	// Listed at once (the view follows corosync.conf after the reload),
+	// offline until it runs.
+	for _, n := range nodes {
+		if _, stderr, err := n.run("pvestatd", "reload", "--prefix", n.prefix); err != nil {
+			t.Fatalf("reload pvestatd of %s: %v %s", n.name, err, stderr)
+		}
+	}
+	waitResource(t, ca, "node/node3", convergeWithin, func(e resource) bool { return e["status"] == "offline" || e["status"] == "unknown" })
+
+	x := newNode(t, nodeOpts{noStart: true, defaults: "LISTEN_IP=127.0.1.3\n"})
+	x.name, x.pport = "node3", a.pport
+	shareConfigRoot(t, x, a.node)
+	t.Cleanup(x.stopAll)
+	if err := x.startDaemon(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.startProxy(false); err != nil {
+		t.Fatal(err)
+	}
+	x.startStatd()
+	began := time.Now()
+	waitResource(t, ca, "node/node3", convergeWithin+10*time.Second, func(e resource) bool { return e["status"] == "online" })
+	t.Logf("node3 added and started, online on %s after %v", a.name, time.Since(began))
+	var status []map[string]any
+	decode(t, ca.get("/api2/json/cluster/status"), &status)
+	if len(status) != 4 || status[0]["nodes"] != float64(3) || status[0]["quorate"] != float64(1) {
+		t.Errorf("cluster status: %v", status)
+	}
+}
