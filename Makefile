@@ -20,9 +20,11 @@ deps: ## install the system packages the build and tests need (Debian; as root)
 	command -v fail2ban-regex >/dev/null || missing="$$missing fail2ban"; \
 	command -v qemu-img >/dev/null || missing="$$missing qemu-utils"; \
 	command -v qemu-system-x86_64 >/dev/null || missing="$$missing qemu-system-x86"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v rrdtool >/dev/null || missing="$$missing rrdtool"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing$$missing (pam realm, fail2ban-regex, disk images and VMs in the tests)"; \
+	    echo "installing$$missing (pam realm, fail2ban-regex, disk images and VMs, network namespaces, rrdtool checks in the tests)"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else \
 	    echo "missing$$missing: run 'apt-get install$$missing' as root" >&2; exit 1; \
