@@ -39,6 +39,7 @@ func clusterCommand() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&f.node, "node", "", "this node's name (default: the host name up to the first dot)")
 	cmd.AddCommand(clusterCreateCommand(f), clusterAddNodeCommand(f), clusterDelNodeCommand(f),
 		clusterNodesCommand(f), clusterStatusCommand(f))
+	cmd.AddCommand(clusterUpdateCertsCommand(f))
 	return cmd
 }
 

@@ -181,18 +181,29 @@ func (e *ensurer) loadOrCreateKey(name string, ec bool) (key crypto.Signer, crea
 		key, err := e.loadKey(name)
 		return key, false, err
 	}
+	if key, err = generateNodeKey(name, ec); err != nil {
+		return nil, false, err
+	}
+	if err := e.writeKey(name, key, false); err != nil {
+		return nil, false, err
+	}
+	return key, true, nil
+}
+
+// generateNodeKey makes a new key for the node key file name: ECDSA P-256
+// when ec is set, else RSA 2048.
+func generateNodeKey(name string, ec bool) (crypto.Signer, error) {
+	var key crypto.Signer
+	var err error
 	if ec {
 		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	} else {
 		key, err = rsa.GenerateKey(rand.Reader, rsaKeyBits)
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("generate %s: %w", name, err)
+		return nil, fmt.Errorf("generate %s: %w", name, err)
 	}
-	if err := e.writeKey(name, key, false); err != nil {
-		return nil, false, err
-	}
-	return key, true, nil
+	return key, nil
 }
 
 // loadKey reads a PEM private key (PKCS#8, PKCS#1 or SEC 1).
