@@ -1,8 +1,7 @@
 // Command pvenode-tool holds the helper commands: the API schema dump and
 // the coverage report against PVE's schema, and the cluster commands (the
 // equivalents of pvecm create, addnode, delnode, nodes, status and
-// updatecerts; see
-// docs/cluster.md).
+// updatecerts; see docs/cluster.md).
 package main
 
 import (
