@@ -11,14 +11,30 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pvenode/pvenode/pkg/clusterstate"
 	"github.com/pvenode/pvenode/pkg/corosync"
 	"github.com/pvenode/pvenode/pkg/daemon"
 	"github.com/pvenode/pvenode/pkg/nodename"
 	"github.com/pvenode/pvenode/pkg/pvefs"
 )
 
-// onlineNote is printed where pvecm shows corosync's live view.
-const onlineNote = "not implemented yet (online state comes from pvestatd's gossip, issue 5)"
+// noViewNote is printed where pvecm shows corosync's live view and
+// pvestatd has not written its view of the cluster.
+const noViewNote = "unknown (pvestatd has written no view of the cluster; is it running?)"
+
+// liveView reads pvestatd's view of the cluster (the online state the
+// gossip sees); nil if there is none.
+func liveView(cmd *cobra.Command) *clusterstate.View {
+	paths, err := daemon.PathsOf(cmd)
+	if err != nil {
+		return nil
+	}
+	v, err := clusterstate.ReadFile(paths.ClusterStateFile())
+	if err != nil {
+		return nil
+	}
+	return v
+}
 
 // clusterFlags are the flags every cluster subcommand inherits.
 type clusterFlags struct {
@@ -274,7 +290,7 @@ func clusterNodesCommand(f *clusterFlags) *cobra.Command {
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
 			}
-			writeMembers(cmd.OutOrStdout(), c, self)
+			writeMembers(cmd.OutOrStdout(), c, self, liveView(cmd))
 			return nil
 		},
 	}
@@ -302,7 +318,7 @@ func clusterStatusCommand(f *clusterFlags) *cobra.Command {
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
 			}
-			writeStatus(cmd.OutOrStdout(), root, conf, c, self)
+			writeStatus(cmd.OutOrStdout(), root, conf, c, self, liveView(cmd))
 			return nil
 		},
 	}
@@ -352,21 +368,39 @@ func linkList(n corosync.Node) string {
 // writeMembers prints the member list in the layout of
 // corosync-quorumtool -l (which pvecm nodes runs), plus each node's link 0
 // address.
-func writeMembers(w io.Writer, c *corosync.Cluster, self string) {
+// The online state is pvestatd's view (v), or unknown without one.
+func writeMembers(w io.Writer, c *corosync.Cluster, self string, v *clusterstate.View) {
 	fmt.Fprintf(w, "\nMembership information\n----------------------\n")
-	fmt.Fprintf(w, "%10s %10s %-24s %s\n", "Nodeid", "Votes", "Name", "Link0")
+	fmt.Fprintf(w, "%10s %10s %-24s %-16s %s\n", "Nodeid", "Votes", "Name", "Link0", "State")
 	for _, n := range c.Nodes {
 		name := n.Name
 		if name == self {
 			name += " (local)"
 		}
-		fmt.Fprintf(w, "%10d %10d %-24s %s\n", n.NodeID, n.Votes, name, n.Addr())
+		state := "unknown"
+		if m := memberOf(v, n.Name); m != nil {
+			state = "offline"
+			if m.Online {
+				state = "online"
+			}
+		}
+		fmt.Fprintf(w, "%10d %10d %-24s %-16s %s\n", n.NodeID, n.Votes, name, n.Addr(), state)
 	}
-	fmt.Fprintf(w, "\nOnline state: %s\n", onlineNote)
+	if v == nil {
+		fmt.Fprintf(w, "\nOnline state: %s\n", noViewNote)
+	}
+}
+
+// memberOf returns node's entry in v, or nil.
+func memberOf(v *clusterstate.View, node string) *clusterstate.Member {
+	if v == nil {
+		return nil
+	}
+	return v.Member(node)
 }
 
 // writeStatus prints what pvecm status prints, as far as the files tell.
-func writeStatus(w io.Writer, root *pvefs.Root, conf *corosync.Config, c *corosync.Cluster, self string) {
+func writeStatus(w io.Writer, root *pvefs.Root, conf *corosync.Config, c *corosync.Cluster, self string, v *clusterstate.View) {
 	info := func(label string, v any) { fmt.Fprintf(w, "%-17s %v\n", label+":", v) }
 	totemValue := func(key, def string) string {
 		if t := conf.Totem(); t != nil {
@@ -395,18 +429,30 @@ func writeStatus(w io.Writer, root *pvefs.Root, conf *corosync.Config, c *corosy
 	} else {
 		info("Node name", self+" (not a member)")
 	}
-	info("Quorate", onlineNote)
-
-	expected := 0
+	expected, total := 0, 0
 	for _, n := range c.Nodes {
 		expected += n.Votes
+		if m := memberOf(v, n.Name); m != nil && m.Online {
+			total += n.Votes
+		}
+	}
+	if v == nil {
+		info("Quorate", noViewNote)
+	} else if total >= expected/2+1 {
+		info("Quorate", "Yes")
+	} else {
+		info("Quorate", "No")
 	}
 	fmt.Fprintf(w, "\nVotequorum information\n----------------------\n")
 	info("Expected votes", expected)
 	info("Quorum", expected/2+1)
-	info("Total votes", onlineNote)
+	if v == nil {
+		info("Total votes", noViewNote)
+	} else {
+		info("Total votes", total)
+	}
 
-	writeMembers(w, c, self)
+	writeMembers(w, c, self, v)
 
 	fmt.Fprintf(w, "\nGossip (pvenode)\n----------------\n")
 	info("Port", fmt.Sprintf("%d (TCP and UDP, at each node's link 0 address)", c.Settings.GossipPort))

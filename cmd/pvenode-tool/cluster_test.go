@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pvenode/pvenode/pkg/buildinfo"
+	"github.com/pvenode/pvenode/pkg/clusterstate"
+
 	"github.com/pvenode/pvenode/pkg/corosync"
 	"github.com/pvenode/pvenode/pkg/pvefs"
 )
@@ -88,12 +91,12 @@ func TestClusterCommands(t *testing.T) {
 	wantNodes := `
 Membership information
 ----------------------
-    Nodeid      Votes Name                     Link0
-         1          1 pve1 (local)             192.0.2.11
-         2          1 pve2                     192.0.2.12
-         5          2 pve3                     192.0.2.13
+    Nodeid      Votes Name                     Link0            State
+         1          1 pve1 (local)             192.0.2.11       unknown
+         2          1 pve2                     192.0.2.12       unknown
+         5          2 pve3                     192.0.2.13       unknown
 
-Online state: ` + onlineNote + "\n"
+Online state: ` + noViewNote + "\n"
 	if out != wantNodes {
 		t.Errorf("nodes:\n%s\nwant:\n%s", out, wantNodes)
 	}
@@ -112,13 +115,13 @@ Quorum provider:  corosync_votequorum
 Nodes:            3
 Node name:        pve2
 Node ID:          0x00000002
-Quorate:          ` + onlineNote + `
+Quorate:          ` + noViewNote + `
 
 Votequorum information
 ----------------------
 Expected votes:   4
 Quorum:           3
-Total votes:      ` + onlineNote + `
+Total votes:      ` + noViewNote + `
 ` + strings.Replace(strings.Replace(wantNodes, "pve1 (local)", "pve1        ", 1), "pve2        ", "pve2 (local)", 1) + `
 Gossip (pvenode)
 ----------------
@@ -198,5 +201,42 @@ func TestClusterNotInCluster(t *testing.T) {
 	}
 	if _, err := os.Stat(configRoot(prefix)); err == nil {
 		t.Errorf("a command other than create made the config root")
+	}
+}
+
+// TestClusterOnlineState: with pvestatd's view the members show their
+// online state and the quorum is computed from it.
+func TestClusterOnlineState(t *testing.T) {
+	prefix := t.TempDir()
+	mustRunCluster(t, prefix, "create", "lab", "--node", "pve1", "--link0", "192.0.2.11")
+	mustRunCluster(t, prefix, "addnode", "pve2", "--node", "pve1", "--link0", "192.0.2.12")
+	mustRunCluster(t, prefix, "addnode", "pve3", "--node", "pve1", "--link0", "192.0.2.13")
+	state := buildinfo.PathsFor(prefix).ClusterStateFile()
+	if err := os.MkdirAll(filepath.Dir(state), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v := &clusterstate.View{Cluster: "lab", Members: []clusterstate.Member{
+		{Name: "pve1", Online: true}, {Name: "pve2", Online: true}, {Name: "pve3"},
+	}}
+	if err := clusterstate.WriteFile(state, v, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := mustRunCluster(t, prefix, "status", "--node", "pve1")
+	for _, want := range []string{
+		"Quorate:          Yes\n",
+		"Total votes:      2\n",
+		"pve2                     192.0.2.12       online\n",
+		"pve3                     192.0.2.13       offline\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	v.Members[1].Online = false
+	if err := clusterstate.WriteFile(state, v, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustRunCluster(t, prefix, "status", "--node", "pve1"); !strings.Contains(out, "Quorate:          No\n") {
+		t.Errorf("one of three online, still quorate:\n%s", out)
 	}
 }
