@@ -1,18 +1,14 @@
-// Command spiceproxy is the PVE spiceproxy daemon. Its lifecycle commands work; its
-// own work is not implemented yet: SPICE CONNECT proxy (issue 6).
+// Command spiceproxy is the PVE SPICE proxy: HTTP CONNECT on port 3128,
+// www-data.
 package main
 
 import (
 	"os"
 
 	"github.com/pvenode/pvenode/pkg/daemon"
-	"github.com/pvenode/pvenode/pkg/service/pending"
+	"github.com/pvenode/pvenode/pkg/service/spiceproxy"
 )
 
 func main() {
-	os.Exit(daemon.Execute(daemon.Command(daemon.Spec{
-		Name:  "spiceproxy",
-		Short: "PVE spiceproxy (not implemented yet: SPICE CONNECT proxy (issue 6))",
-		New:   pending.New("SPICE CONNECT proxy (issue 6)"),
-	})))
+	os.Exit(daemon.Execute(daemon.Command(spiceproxy.Spec())))
 }
