@@ -50,6 +50,9 @@ type Method struct {
 	// path, slashes included (PVE's fragmentDelimiter ''), as clients
 	// send volume IDs such as "local:iso/x.iso" unencoded.
 	TailParam bool
+	// WebSocket lets the handler answer a *WebSocket: a GET asking for
+	// "Upgrade: websocket" is then upgraded and relayed (see websocket.go).
+	WebSocket bool
 	Returns   *Schema
 	Handle    HandlerFunc
 }

@@ -175,6 +175,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, format, err, &oc)
 		return
 	}
+	if ws, ok := data.(*WebSocket); ok && m.WebSocket {
+		if !wantsWebSocket(r) {
+			data = ws.Data
+		} else {
+			if err := s.serveWebSocket(w, r, ws); err != nil {
+				s.fail(w, r, format, err, &oc)
+			}
+			return
+		}
+	}
 	if d, ok := asDownload(data); ok {
 		// PVE sends a download whatever the format asked.
 		if err := s.sendDownload(w, r, m, d); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +45,32 @@ type Options struct {
 	// BootSplash, if set, is passed as the boot menu splash image (PVE uses
 	// /usr/share/qemu-server/bootsplash.jpg).
 	BootSplash string
+	// SpicePort is the TLS port of the SPICE server, for displays with
+	// SPICE (see SpiceDisplay); required for them (PVE's next_spice_port,
+	// allocated by the caller).
+	SpicePort int
+	// SpiceKeyFile, SpiceCertFile and SpiceCACertFile are the node's TLS key,
+	// certificate and CA certificate for SPICE (PVE: /etc/pve/local/pve-ssl.key,
+	// /etc/pve/local/pve-ssl.pem, /etc/pve/pve-root-ca.pem, which PVE's QEMU
+	// build uses by default). Required for SPICE displays with Upstream QEMU.
+	SpiceKeyFile    string
+	SpiceCertFile   string
+	SpiceCACertFile string
+}
+
+// SpiceAddr is the address QEMU's SPICE server listens on (PVE: localhost
+// of the node's address family; IPv4 here).
+const SpiceAddr = "127.0.0.1"
+
+// SpiceDisplay reports whether p's display runs a SPICE server (PVE's
+// is_spice in config_to_command: qxl, qxl2-4 and virtio; virtio-gl is
+// refused by CommandLine).
+func SpiceDisplay(p Props) (bool, error) {
+	vga, err := p.VGA()
+	if err != nil {
+		return false, err
+	}
+	return vga.IsSPICE() || strings.HasPrefix(vga.Type, "virtio"), nil
 }
 
 // ErrUnsupported marks config features CommandLine does not implement yet.
@@ -58,7 +85,8 @@ func unsupported(format string, a ...any) error {
 var pciAddr = map[string]int{
 	"vga": 2, "balloon0": 3, "watchdog": 4, "scsihw0": 5, "scsihw1": 6, "ahci0": 7,
 	"qga0": 8, "virtio0": 10, "virtio1": 11, "virtio2": 12, "virtio3": 13, "virtio4": 14, "virtio5": 15,
-	"net0": 18, "net1": 19, "net2": 20, "net3": 21, "net4": 22, "net5": 23,
+	"spice": 9, "net0": 18, "net1": 19, "net2": 20, "net3": 21, "net4": 22, "net5": 23,
+	"vga1": 24, "vga2": 25, "vga3": 26,
 }
 
 var vgaDevice = map[string]string{"cirrus": "cirrus-vga", "std": "VGA", "vmware": "vmware-svga", "virtio": "virtio-vga"}
@@ -93,7 +121,10 @@ func (b *cmdBuilder) addr(id string) string {
 // any +pveN suffix) or plain "pc"/"q35" rather than a pinned version, drives
 // use -drive (PVE's layout before machine 10.0) rather than -blockdev, and on
 // q35 there is no pve-q35 readconfig, so QEMU places the PCI devices.
-// Features that need host services (SPICE, OVMF, TPM, PCI/USB passthrough,
+// A SPICE display (qxl, qxl2-4, virtio) gets PVE's devices and -spice with
+// TLS on Options.SpicePort; with Upstream QEMU the certificate files are
+// named (PVE's QEMU build defaults to them).
+// Features that need host services (VirGL, OVMF, TPM, PCI/USB passthrough,
 // NUMA, hotplug of CPUs and memory, guest agent, qmeventd) are refused with
 // ErrUnsupported rather than silently dropped.
 func CommandLine(cfg *Config, opts Options) ([]string, error) {
@@ -194,12 +225,27 @@ func (b *cmdBuilder) build() error {
 	if err != nil {
 		return err
 	}
-	if vga.IsSPICE() || vga.Type == "virtio-gl" || vga.Clipboard != "" {
-		return unsupported("vga %s (SPICE/VirGL/clipboard)", p["vga"])
+	if vga.Type == "virtio-gl" {
+		return unsupported("vga %s (VirGL)", p["vga"])
+	}
+	if vga.Clipboard != "" {
+		if vga.Clipboard != "vnc" {
+			return fmt.Errorf("invalid vga clipboard '%s'", vga.Clipboard)
+		}
+		if !vgaClipboardRE.MatchString(vga.Type) {
+			return fmt.Errorf("vga type %s is not compatible with VNC clipboard", vga.Type)
+		}
+	}
+	qxlnum := 0
+	if vga.IsSPICE() {
+		qxlnum = 1
+		if n := strings.TrimPrefix(vga.Type, "qxl"); n != "" {
+			qxlnum, _ = strconv.Atoi(n)
+		}
 	}
 	serialVGA := strings.HasPrefix(vga.Type, "serial")
 
-	tablet := !serialVGA
+	tablet := !serialVGA && qxlnum == 0 // PVE: not needed with SPICE
 	if v, ok := p["tablet"]; ok {
 		tablet = isTrue1(v)
 	}
@@ -258,21 +304,9 @@ func (b *cmdBuilder) build() error {
 	}
 
 	if vga.Type != "none" && !serialVGA {
-		dev, ok := vgaDevice[vga.Type]
-		if !ok {
-			return unsupported("vga %s", vga.Type)
-		}
-		s := dev + ",id=vga"
-		if vga.Memory > 0 {
-			if vga.Type == "virtio" {
-				s += ",max_hostmem=" + strconv.Itoa(vga.Memory*1024*1024)
-			} else {
-				s += ",vgamem_mb=" + strconv.Itoa(vga.Memory)
-			}
-		}
-		s += b.addr("vga")
-		if dev == "VGA" && isWindows(p["ostype"]) {
-			s += ",edid=off"
+		s, err := b.vgaDevice(vga, 0, qxlnum)
+		if err != nil {
+			return err
 		}
 		b.devs = append(b.devs, "-device", s)
 		b.cmd = append(b.cmd, "-vnc", "unix:"+opts.VNCSocket+",password=on")
@@ -299,6 +333,10 @@ func (b *cmdBuilder) build() error {
 	}
 	if k, ok := p["keyboard"]; ok {
 		b.cmd = append(b.cmd, "-k", k)
+	}
+
+	if err := b.spice(vga, qxlnum); err != nil {
+		return err
 	}
 
 	if v, ok := p["balloon"]; !ok || v != "0" {
@@ -344,6 +382,125 @@ func (b *cmdBuilder) build() error {
 		}
 		b.devs = append(b.devs, extra...)
 	}
+	return nil
+}
+
+var vgaClipboardRE = regexp.MustCompile(`^(std|cirrus|vmware|virtio|qxl)`)
+
+// vgaDevice follows print_vga_device: display id (0 for the first) of a
+// display with qxlnum qxl heads (0: not qxl).
+func (b *cmdBuilder) vgaDevice(vga VGA, id, qxlnum int) (string, error) {
+	dev, ok := vgaDevice[vga.Type]
+	maxOutputs := ""
+	if qxlnum > 0 {
+		dev, ok = "qxl-vga", true
+		if id > 0 {
+			dev = "qxl"
+		}
+		if ost := b.p["ostype"]; ost == "" || ost == "other" || (len(ost) == 3 && ost[0] == 'l') {
+			maxOutputs = ",max_outputs=4" // machine version >= 4.1
+		}
+	}
+	if !ok {
+		return "", unsupported("vga %s", vga.Type)
+	}
+	vgaid := "vga"
+	if id > 0 {
+		vgaid += strconv.Itoa(id)
+	}
+	s := dev + ",id=" + vgaid
+	switch {
+	case vga.Memory > 0 && strings.HasPrefix(vga.Type, "virtio"):
+		s += ",max_hostmem=" + strconv.Itoa(vga.Memory*1024*1024)
+	case vga.Memory > 0 && qxlnum > 0:
+		s += fmt.Sprintf(",vgamem_mb=%d,ram_size_mb=%d,vram_size_mb=%d", vga.Memory, vga.Memory*4, vga.Memory*2)
+	case vga.Memory > 0:
+		s += ",vgamem_mb=" + strconv.Itoa(vga.Memory)
+	case qxlnum > 0 && id > 0:
+		s += ",ram_size=67108864,vram_size=33554432"
+	}
+	s += maxOutputs + b.addr(vgaid)
+	if dev == "VGA" && isWindows(b.p["ostype"]) {
+		s += ",edid=off"
+	}
+	return s, nil
+}
+
+// spiceVideoStreaming are the values of spice_enhancements' videostreaming.
+var spiceVideoStreaming = map[string]bool{"off": true, "all": true, "filter": true}
+
+// spice adds PVE's SPICE devices: further qxl heads, the virtio-serial
+// port of the SPICE (or VNC clipboard) agent, folder sharing, and -spice.
+func (b *cmdBuilder) spice(vga VGA, qxlnum int) error {
+	isSpice := qxlnum > 0 || strings.HasPrefix(vga.Type, "virtio")
+	vncClip := vga.Clipboard == "vnc"
+	if !isSpice && !vncClip {
+		return nil // PVE ignores spice_enhancements without a SPICE display
+	}
+	if qxlnum > 1 {
+		if isWindows(b.p["ostype"]) {
+			for i := 1; i < qxlnum; i++ {
+				s, err := b.vgaDevice(vga, i, qxlnum)
+				if err != nil {
+					return err
+				}
+				b.devs = append(b.devs, "-device", s)
+			}
+		} else {
+			ram, vram := "134217728", "67108864"
+			if vga.Memory > 0 {
+				ram = strconv.Itoa(qxlnum * 4 * vga.Memory * 1024 * 1024)
+				vram = strconv.Itoa(qxlnum * 2 * vga.Memory * 1024 * 1024)
+			}
+			b.cmd = append(b.cmd, "-global", "qxl-vga.ram_size="+ram, "-global", "qxl-vga.vram_size="+vram)
+		}
+	}
+	b.devs = append(b.devs, "-device", "virtio-serial,id=spice"+b.addr("spice"))
+	if vncClip {
+		b.devs = append(b.devs, "-chardev", "qemu-vdagent,id=vdagent,name=vdagent,clipboard=on")
+	} else {
+		b.devs = append(b.devs, "-chardev", "spicevmc,id=vdagent,name=vdagent")
+	}
+	b.devs = append(b.devs, "-device", "virtserialport,chardev=vdagent,name=com.redhat.spice.0")
+	if !isSpice {
+		return nil
+	}
+	if b.opts.SpicePort <= 0 || b.opts.SpicePort > 65535 {
+		return fmt.Errorf("display %s needs a SPICE port", vga.Type)
+	}
+	ps, err := ParsePropString(b.p["spice_enhancements"], "")
+	if err != nil {
+		return fmt.Errorf("invalid spice_enhancements '%s': %w", b.p["spice_enhancements"], err)
+	}
+	for _, k := range ps.Keys {
+		if k != "foldersharing" && k != "videostreaming" {
+			return fmt.Errorf("invalid spice_enhancements key '%s'", k)
+		}
+	}
+	fs, ok := ps.Bool("foldersharing")
+	if _, has := ps.Values["foldersharing"]; has && !ok {
+		return fmt.Errorf("invalid spice_enhancements foldersharing '%s'", ps.Values["foldersharing"])
+	}
+	if fs {
+		b.devs = append(b.devs, "-chardev", "spiceport,id=foldershare,name=org.spice-space.webdav.0",
+			"-device", "virtserialport,chardev=foldershare,name=org.spice-space.webdav.0")
+	}
+	opts := fmt.Sprintf("tls-port=%d,addr=%s,tls-ciphers=HIGH", b.opts.SpicePort, SpiceAddr)
+	if b.opts.Upstream || b.opts.SpiceKeyFile != "" {
+		if b.opts.SpiceKeyFile == "" || b.opts.SpiceCertFile == "" || b.opts.SpiceCACertFile == "" {
+			return fmt.Errorf("display %s needs the SPICE TLS key, certificate and CA files", vga.Type)
+		}
+		opts += ",x509-key-file=" + qemuEscape(b.opts.SpiceKeyFile) + ",x509-cert-file=" + qemuEscape(b.opts.SpiceCertFile) +
+			",x509-cacert-file=" + qemuEscape(b.opts.SpiceCACertFile)
+	}
+	opts += ",seamless-migration=on"
+	if v, ok := ps.Get("videostreaming"); ok && v != "" {
+		if !spiceVideoStreaming[v] {
+			return fmt.Errorf("invalid spice_enhancements videostreaming '%s'", v)
+		}
+		opts += ",streaming-video=" + v
+	}
+	b.devs = append(b.devs, "-spice", opts)
 	return nil
 }
 

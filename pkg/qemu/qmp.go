@@ -548,3 +548,32 @@ func (c *QMPClient) QueryMachines(ctx context.Context) ([]QMPMachineInfo, error)
 	err := c.Execute(ctx, "query-machines", nil, &m)
 	return m, err
 }
+
+// QMPSpiceInfo is the answer of query-spice (the fields PVE reads).
+type QMPSpiceInfo struct {
+	Enabled  bool   `json:"enabled"`
+	Migrated bool   `json:"migrated"`
+	Host     string `json:"host,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	TLSPort  int    `json:"tls-port,omitempty"`
+	Auth     string `json:"auth,omitempty"`
+}
+
+// QuerySpice runs query-spice.
+func (c *QMPClient) QuerySpice(ctx context.Context) (QMPSpiceInfo, error) {
+	var r QMPSpiceInfo
+	err := c.Execute(ctx, "query-spice", nil, &r)
+	return r, err
+}
+
+// SetPassword runs set_password for protocol ("spice" or "vnc"), keeping
+// connected clients (connected=keep), as PVE does for SPICE tickets.
+func (c *QMPClient) SetPassword(ctx context.Context, protocol, password string) error {
+	return c.Execute(ctx, "set_password", map[string]string{"protocol": protocol, "password": password, "connected": "keep"}, nil)
+}
+
+// ExpirePassword runs expire_password for protocol; time is "now",
+// "never", "+SECONDS" or an absolute Unix time (PVE uses "+30").
+func (c *QMPClient) ExpirePassword(ctx context.Context, protocol, time string) error {
+	return c.Execute(ctx, "expire_password", map[string]string{"protocol": protocol, "time": time}, nil)
+}

@@ -68,6 +68,13 @@ type Config struct {
 	StatsTimeout time.Duration
 	// Now returns the current time for Stats' CPU rate (default time.Now).
 	Now func() time.Time
+	// SpiceKeyFile, SpiceCertFile and SpiceCACertFile are the TLS files of
+	// QEMU's SPICE server (PVE: /etc/pve/local/pve-ssl.key,
+	// /etc/pve/local/pve-ssl.pem, /etc/pve/pve-root-ca.pem); needed to
+	// start a VM with a SPICE display on Upstream QEMU.
+	SpiceKeyFile    string
+	SpiceCertFile   string
+	SpiceCACertFile string
 }
 
 // State is what /proc and QMP say about a VM's QEMU process.
@@ -102,6 +109,8 @@ type Manager struct {
 	starting map[int]bool      // Start in progress
 	adopted  map[int]int       // vmid -> pid of processes found via pid file
 	samples  map[int]cpuSample // vmid -> last CPU sample of Stats, running VMs only
+
+	spice spicePorts // SPICE ports of starts in progress
 }
 
 // New returns a Manager for cfg.
@@ -237,7 +246,7 @@ func (m *Manager) Start(ctx context.Context, cfg *qemu.Config) (err error) {
 		return fmt.Errorf("start VM %d: %w", vmid, err)
 	}
 	m.cleanup(vmid) // stale files of a dead process
-	args, err := qemu.CommandLine(cfg, qemu.Options{
+	opts := qemu.Options{
 		VMID:          vmid,
 		Binary:        m.cfg.QEMUBinary,
 		KVM:           m.cfg.KVM(),
@@ -248,7 +257,13 @@ func (m *Manager) Start(ctx context.Context, cfg *qemu.Config) (err error) {
 		ResolveVolume: m.cfg.ResolveVolume,
 		NetBackend:    m.cfg.NetBackend,
 		Upstream:      m.cfg.Upstream,
-	})
+	}
+	releaseSpice, err := m.spiceOptions(cfg, &opts)
+	if err != nil {
+		return fmt.Errorf("start VM %d: %w", vmid, err)
+	}
+	defer releaseSpice() // QEMU has bound the port once QMP answers
+	args, err := qemu.CommandLine(cfg, opts)
 	if err != nil {
 		return fmt.Errorf("start VM %d: %w", vmid, err)
 	}

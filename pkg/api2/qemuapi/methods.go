@@ -271,5 +271,8 @@ func Methods(d *Deps) []api.Method {
 			Returns:     api.Null(),
 			Handle:      d.updateVM,
 		},
+		vncproxyMethod(d),
+		vncwebsocketMethod(d),
+		spiceproxyMethod(d),
 	}
 }

@@ -212,7 +212,7 @@ func (d *Deps) vmdiridx(ctx context.Context, r *api.Request) (any, error) {
 	if _, _, err := d.loadConfig(r.NodeName, vmidOf(r)); err != nil {
 		return nil, err
 	}
-	return api.DirIndex("subdir", "config", "pending", "rrddata", "status")(ctx, r)
+	return api.DirIndex("subdir", "config", "pending", "rrddata", "spiceproxy", "status", "vncproxy", "vncwebsocket")(ctx, r)
 }
 
 // vmcmdidx is GET .../status.

@@ -46,6 +46,10 @@ type Deps struct {
 	Log *slog.Logger
 	// Now is the clock (ctime of new configs); default time.Now.
 	Now func() time.Time
+	// SpiceSecret returns the secret SPICE proxy tickets are signed with
+	// (the CSRF secret of pve-www.key); nil derives it from pve-www.key in
+	// Config on each call.
+	SpiceSecret func() (string, error)
 }
 
 func (d *Deps) now() time.Time {

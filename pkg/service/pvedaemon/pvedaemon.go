@@ -347,6 +347,11 @@ func (s *Service) newVMs(ctx context.Context, root *pvefs.Root, store *storage.H
 		// No bridges or pve-bridge scripts are assumed: NICs use QEMU's
 		// user-mode network (see docs/vms.md).
 		NetBackend: "user",
+		// SPICE displays serve TLS with the node certificate (PVE's
+		// /etc/pve/local/pve-ssl.*) and the cluster CA.
+		SpiceKeyFile:    filepath.Join(root.Dir(), "nodes", s.node, "pve-ssl.key"),
+		SpiceCertFile:   filepath.Join(root.Dir(), "nodes", s.node, "pve-ssl.pem"),
+		SpiceCACertFile: filepath.Join(root.Dir(), "pve-root-ca.pem"),
 		Died: func(vmid int, err error) {
 			s.log.Info("QEMU process ended", "vmid", vmid, "err", err)
 		},

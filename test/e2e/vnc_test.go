@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestVNCConsoleThroughProxy is a web console's path over HTTPS: vncproxy
+// (forwarded to pvedaemon, which starts the vncproxy task), then
+// vncwebsocket upgraded by pveproxy itself, and the RFB greeting of a real
+// QEMU arrives in a binary WebSocket frame. A forged ticket is refused.
+func TestVNCConsoleThroughProxy(t *testing.T) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 not installed")
+	}
+	t.Parallel()
+	n := newNode(t, nodeOpts{})
+	t.Cleanup(func() { killGuests(n) })
+	c := n.client(t, clientOpts{keepAlive: true})
+	login := c.mustLogin(adminUser, h.adminPW)
+	base := "/api2/json/nodes/" + nodeName + "/qemu"
+
+	upid := startedTask(t, c, http.MethodPost, base, url.Values{
+		"vmid": {"100"}, "memory": {"128"}, "cores": {"1"}, "vga": {"std"},
+	})
+	if st := waitTask(t, c, upid); st != "OK" {
+		t.Fatalf("create: %s\n%s", st, taskLog(t, c, upid))
+	}
+	upid = startedTask(t, c, http.MethodPost, base+"/100/status/start", url.Values{})
+	if st := waitTask(t, c, upid); st != "OK" {
+		t.Fatalf("start: %s\n%s", st, taskLog(t, c, upid))
+	}
+
+	r := c.must(http.MethodPost, base+"/100/vncproxy", url.Values{"websocket": {"1"}}, nil)
+	var vp struct {
+		Ticket string `json:"ticket"`
+		Port   int    `json:"port"`
+		UPID   string `json:"upid"`
+		User   string `json:"user"`
+	}
+	decode(t, r, &vp)
+	if r.status != http.StatusOK || vp.Port < 5900 || !strings.Contains(vp.UPID, ":vncproxy:100:") {
+		t.Fatalf("vncproxy: %d %s", r.status, r.body)
+	}
+
+	open := func(vncticket string) (*bufio.Reader, string) {
+		conn, err := tls.DialWithDialer(dialer(""), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(n.pport)), n.tlsConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		_ = conn.SetDeadline(time.Now().Add(reqTimeout))
+		kb := make([]byte, 16)
+		_, _ = rand.Read(kb)
+		q := url.Values{"port": {strconv.Itoa(vp.Port)}, "vncticket": {vncticket}}
+		req := "GET " + base + "/100/vncwebsocket?" + q.Encode() + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+			"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
+			"Sec-WebSocket-Key: " + base64.StdEncoding.EncodeToString(kb) + "\r\nSec-WebSocket-Protocol: binary\r\n" +
+			"Cookie: PVEAuthCookie=" + url.QueryEscape(login.Ticket) + "\r\n\r\n"
+		if _, err := conn.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		rd := bufio.NewReader(conn)
+		hr, err := http.ReadResponse(rd, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hr.StatusCode != http.StatusSwitchingProtocols {
+			b, _ := io.ReadAll(hr.Body)
+			return nil, hr.Status + " " + string(b)
+		}
+		return rd, ""
+	}
+
+	if rd, refusal := open(vp.Ticket[:len(vp.Ticket)-4] + "AAAA"); rd != nil || !strings.HasPrefix(refusal, "401") {
+		t.Errorf("forged ticket: %q", refusal)
+	}
+	rd, refusal := open(vp.Ticket)
+	if rd == nil {
+		t.Fatalf("upgrade refused: %s", refusal)
+	}
+	var h [2]byte
+	if _, err := io.ReadFull(rd, h[:]); err != nil {
+		t.Fatal(err)
+	}
+	if h[0] != 0x82 || h[1]&0x80 != 0 || h[1] > 125 {
+		t.Fatalf("frame header %x: want a final, unmasked binary frame", h)
+	}
+	p := make([]byte, h[1])
+	if _, err := io.ReadFull(rd, p); err != nil {
+		t.Fatal(err)
+	}
+	if string(p) != "RFB 003.008\n" {
+		t.Fatalf("greeting %q", p)
+	}
+}
