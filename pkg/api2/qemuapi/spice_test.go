@@ -4,17 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
-	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/url"
@@ -29,6 +24,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/api/apitest"
 	"github.com/pvenode/pvenode/pkg/api2/qemuapi"
+	"github.com/pvenode/pvenode/pkg/qemu/spicetest"
 	"github.com/pvenode/pvenode/pkg/spiceticket"
 	"github.com/pvenode/pvenode/pkg/storage"
 	"github.com/pvenode/pvenode/pkg/tasks"
@@ -140,65 +136,6 @@ func newSpiceEnv(t *testing.T) (*env, *tls.Config) {
 	return e, tc
 }
 
-// spiceLink is the SPICE link handshake of a main channel (see
-// pkg/vmm's test): it returns the link result, 0 for SPICE_LINK_ERR_OK.
-func spiceLink(addr string, tc *tls.Config, password string) (uint32, error) {
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, tc)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	le := binary.LittleEndian
-	msg := make([]byte, 16+18)
-	copy(msg, "REDQ")
-	le.PutUint32(msg[4:], 2)
-	le.PutUint32(msg[8:], 2)
-	le.PutUint32(msg[12:], 18)
-	msg[16+4] = 1                 // SPICE_CHANNEL_MAIN
-	le.PutUint32(msg[16+14:], 18) // caps_offset, no caps
-	if _, err := conn.Write(msg); err != nil {
-		return 0, err
-	}
-	hdr := make([]byte, 16)
-	if _, err := io.ReadFull(conn, hdr); err != nil {
-		return 0, err
-	}
-	if string(hdr[:4]) != "REDQ" {
-		return 0, fmt.Errorf("link reply magic %q", hdr[:4])
-	}
-	body := make([]byte, le.Uint32(hdr[12:]))
-	if len(body) < 4+162 {
-		return 0, fmt.Errorf("link reply of %d bytes", len(body))
-	}
-	if _, err := io.ReadFull(conn, body); err != nil {
-		return 0, err
-	}
-	if e := le.Uint32(body); e != 0 {
-		return 0, fmt.Errorf("link reply error %d", e)
-	}
-	pub, err := x509.ParsePKIXPublicKey(body[4 : 4+162])
-	if err != nil {
-		return 0, err
-	}
-	rk, ok := pub.(*rsa.PublicKey)
-	if !ok {
-		return 0, errors.New("not an RSA key")
-	}
-	enc, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, rk, append([]byte(password), 0), nil)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := conn.Write(enc); err != nil {
-		return 0, err
-	}
-	res := make([]byte, 4)
-	if _, err := io.ReadFull(conn, res); err != nil {
-		return 0, err
-	}
-	return le.Uint32(res), nil
-}
-
 func TestSpiceproxy(t *testing.T) {
 	e, tc := newSpiceEnv(t)
 	base := "/nodes/" + node + "/qemu/"
@@ -257,10 +194,10 @@ func TestSpiceproxy(t *testing.T) {
 
 	// The password works against QEMU's SPICE server; another does not.
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if r, err := spiceLink(addr, tc, password); err != nil || r != 0 {
+	if r, err := spicetest.Dial(addr, tc, password); err != nil || r != 0 {
 		t.Errorf("SPICE link with the API's password = %d, %v; want 0", r, err)
 	}
-	if r, err := spiceLink(addr, tc, strings.Repeat("0", 40)); err != nil || r == 0 {
+	if r, err := spicetest.Dial(addr, tc, strings.Repeat("0", 40)); err != nil || r == 0 {
 		t.Errorf("SPICE link with a wrong password = %d, %v; want refused", r, err)
 	}
 }
