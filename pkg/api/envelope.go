@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"sort"
 	"strconv"
 
 	"github.com/pvenode/pvenode/pkg/reqinfo"
@@ -101,5 +102,45 @@ func writeBytes(w http.ResponseWriter, status int, b []byte) {
 	h["Content-Type"] = contentTypeJSONValue
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// contentTypeVirtViewer is the type of the spiceconfig format: a
+// remote-viewer connection file.
+const contentTypeVirtViewer = "application/x-virt-viewer;charset=UTF-8"
+
+// writeSpiceConfig answers data in PVE's spiceconfig format (its
+// Formatter::Standard): "[virt-viewer]" then one key=value line per field
+// of the object (PVE's order is a hash's; here sorted). Data that is not
+// an object gives an empty body, as PVE's formatter does.
+func writeSpiceConfig(w http.ResponseWriter, data any) {
+	var fields map[string]json.RawMessage
+	if raw, err := json.Marshal(data); err == nil {
+		_ = json.Unmarshal(raw, &fields)
+	}
+	var b []byte
+	if fields != nil {
+		b = append(b, "[virt-viewer]\n"...)
+		keys := make([]string, 0, len(fields))
+		for k := range fields {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := fields[k]
+			if string(v) == "null" {
+				continue
+			}
+			var str string
+			if json.Unmarshal(v, &str) != nil {
+				str = string(v) // numbers as JSON writes them
+			}
+			b = append(b, k+"="+str+"\n"...)
+		}
+	}
+	h := w.Header()
+	h["Content-Type"] = []string{contentTypeVirtViewer}
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 }

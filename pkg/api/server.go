@@ -152,7 +152,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "json", err, &oc)
 		return
 	}
-	if format != "json" && format != "extjs" {
+	if format != "json" && format != "extjs" && format != "spiceconfig" {
 		s.fail(w, r, "json", Errorf(http.StatusNotImplemented, "no formatter for uri %s", r.URL.Path), &oc)
 		return
 	}
@@ -195,7 +195,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if oc.reason != "" && s.fromProxy(r) {
 		w.Header()[AuditHeader] = []string{"200 " + headerSafe(oc.reason)}
 	}
-	writeData(w, format, data, total)
+	if format == "spiceconfig" {
+		writeSpiceConfig(w, data)
+	} else {
+		writeData(w, format, data, total)
+	}
 	if oc.login || isWrite(r.Method) {
 		s.record(r, &oc, http.StatusOK)
 	}

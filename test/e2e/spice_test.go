@@ -97,4 +97,15 @@ func TestSpiceConsole(t *testing.T) {
 			t.Errorf("%s ticket: %q", name, status)
 		}
 	}
+
+	// The same as a remote-viewer file (PVE's spiceconfig format, what the
+	// web interface downloads), through pveproxy and pvedaemon (it sets a
+	// new password, so it comes last).
+	r = c.must(http.MethodPost, "/api2/spiceconfig/nodes/"+nodeName+"/qemu/100/spiceproxy", url.Values{"proxy": {"127.0.0.1"}}, nil)
+	body := string(r.body)
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/x-virt-viewer;charset=UTF-8" ||
+		!strings.HasPrefix(body, "[virt-viewer]\n") || !strings.Contains(body, "\nhost=pvespiceproxy:") ||
+		!strings.Contains(body, "\nca=-----BEGIN CERTIFICATE-----\\n") || !strings.Contains(body, "\ntype=spice\n") {
+		t.Errorf("spiceconfig: %d %q\n%s", r.status, r.header.Get("Content-Type"), body)
+	}
 }
