@@ -7,8 +7,28 @@
 package qemuapi
 
 import (
+	"maps"
+
 	"github.com/pvenode/pvenode/pkg/api"
 )
+
+// powerMethod declares POST /nodes/{node}/qemu/{vmid}/status/<action>: a
+// protected power action needing VM.PowerMgmt that answers a task's UPID,
+// with its own parameters beside node and vmid.
+func powerMethod(name, action, desc string, params map[string]*api.Schema, h api.HandlerFunc) api.Method {
+	all := map[string]*api.Schema{"node": nodeParam(), "vmid": vmidParam()}
+	maps.Copy(all, params)
+	return api.Method{
+		Name: name, Path: "/nodes/{node}/qemu/{vmid}/status/" + action, HTTP: "POST",
+		Description: desc,
+		Protected:   true,
+		ProxyTo:     "node",
+		Permissions: api.Perm("/vms/{vmid}", "VM.PowerMgmt"),
+		Params:      all,
+		Returns:     api.Str(),
+		Handle:      h,
+	}
+}
 
 // Methods returns the declarations of this package.
 func Methods(d *Deps) []api.Method {
@@ -97,124 +117,47 @@ func Methods(d *Deps) []api.Method {
 			})),
 			Handle: d.vmStatus,
 		},
-		{
-			Name: "vm_start", Path: "/nodes/{node}/qemu/{vmid}/status/start", HTTP: "POST",
-			Description: "Start virtual machine.",
-			Protected:   true,
-			ProxyTo:     "node",
-			Permissions: api.Permissions{Check: []any{"perm", "/vms/{vmid}", []any{"VM.PowerMgmt"}}},
-			Params: map[string]*api.Schema{
-				"force-cpu":            api.Str().Opt().TT("<string>"),
-				"machine":              api.Str().Fmt(fmtMachine()).Opt().TT("[[type=]<machine type>] [,aw-bits=<number>] [,enable-s3=<1|0>] [,enable-s4=<1|0>] [,viommu=<intel|virtio>]"),
-				"migratedfrom":         api.Str().Fmt("pve-node").Opt().TT("<string>"),
-				"migration_network":    api.Str().Fmt("CIDR").Opt().TT("<string>"),
-				"migration_type":       api.Str().Enums("secure", "insecure").Opt(),
-				"nets-host-mtu":        api.Str().Pat("net\\d+=\\d+(,net\\d+=\\d+)*").Opt(),
-				"node":                 api.Str().Fmt("pve-node").TT("<string>"),
-				"skiplock":             api.Bool().Opt().TT("<boolean>"),
-				"stateuri":             api.Str().MaxLen(128).Opt().TT("<string>"),
-				"targetstorage":        api.Str().Fmt("storage-pair-list").Opt().TT("<string>"),
-				"timeout":              api.Int().Min(0).Def("max(30, vm memory in GiB)").Opt().TT("<integer> (0 - N)"),
-				"vmid":                 api.Int().Fmt("pve-vmid").Range(100, 999999999).TT("<integer> (100 - 999999999)"),
-				"with-conntrack-state": api.Bool().Def(0).Opt().TT("<boolean>"),
-			},
-			Returns: api.Str(),
-			Handle:  d.vmStart,
-		},
-		{
-			Name: "vm_stop", Path: "/nodes/{node}/qemu/{vmid}/status/stop", HTTP: "POST",
-			Description: "Stop virtual machine. The qemu process will exit immediately. This is akin to pulling the power plug of a running computer and may damage the VM data.",
-			Protected:   true,
-			ProxyTo:     "node",
-			Permissions: api.Permissions{Check: []any{"perm", "/vms/{vmid}", []any{"VM.PowerMgmt"}}},
-			Params: map[string]*api.Schema{
-				"keepActive":        api.Bool().Def(0).Opt().TT("<boolean>"),
-				"migratedfrom":      api.Str().Fmt("pve-node").Opt().TT("<string>"),
-				"node":              api.Str().Fmt("pve-node").TT("<string>"),
-				"overrule-shutdown": api.Bool().Def(0).Opt().TT("<boolean>"),
-				"skiplock":          api.Bool().Opt().TT("<boolean>"),
-				"timeout":           api.Int().Min(0).Opt().TT("<integer> (0 - N)"),
-				"vmid":              api.Int().Fmt("pve-vmid").Range(100, 999999999).TT("<integer> (100 - 999999999)"),
-			},
-			Returns: api.Str(),
-			Handle:  d.vmStop,
-		},
-		{
-			Name: "vm_reset", Path: "/nodes/{node}/qemu/{vmid}/status/reset", HTTP: "POST",
-			Description: "Reset virtual machine.",
-			Protected:   true,
-			ProxyTo:     "node",
-			Permissions: api.Permissions{Check: []any{"perm", "/vms/{vmid}", []any{"VM.PowerMgmt"}}},
-			Params: map[string]*api.Schema{
-				"node":     api.Str().Fmt("pve-node").TT("<string>"),
-				"skiplock": api.Bool().Opt().TT("<boolean>"),
-				"vmid":     api.Int().Fmt("pve-vmid").Range(100, 999999999).TT("<integer> (100 - 999999999)"),
-			},
-			Returns: api.Str(),
-			Handle:  d.vmReset,
-		},
-		{
-			Name: "vm_shutdown", Path: "/nodes/{node}/qemu/{vmid}/status/shutdown", HTTP: "POST",
-			Description: "Shutdown virtual machine. This is similar to pressing the power button on a physical machine. This will send an ACPI event for the guest OS, which should then proceed to a clean shutdown.",
-			Protected:   true,
-			ProxyTo:     "node",
-			Permissions: api.Permissions{Check: []any{"perm", "/vms/{vmid}", []any{"VM.PowerMgmt"}}},
-			Params: map[string]*api.Schema{
-				"forceStop":  api.Bool().Def(0).Opt().TT("<boolean>"),
-				"keepActive": api.Bool().Def(0).Opt().TT("<boolean>"),
-				"node":       api.Str().Fmt("pve-node").TT("<string>"),
-				"skiplock":   api.Bool().Opt().TT("<boolean>"),
-				"timeout":    api.Int().Min(0).Opt().TT("<integer> (0 - N)"),
-				"vmid":       api.Int().Fmt("pve-vmid").Range(100, 999999999).TT("<integer> (100 - 999999999)"),
-			},
-			Returns: api.Str(),
-			Handle:  d.vmShutdown,
-		},
-		{
-			Name: "vm_reboot", Path: "/nodes/{node}/qemu/{vmid}/status/reboot", HTTP: "POST",
-			Description: "Reboot the VM by shutting it down, and starting it again. Applies pending changes.",
-			Protected:   true,
-			ProxyTo:     "node",
-			Permissions: api.Permissions{Check: []any{"perm", "/vms/{vmid}", []any{"VM.PowerMgmt"}}},
-			Params: map[string]*api.Schema{
-				"node":    api.Str().Fmt("pve-node").TT("<string>"),
-				"timeout": api.Int().Min(0).Opt().TT("<integer> (0 - N)"),
-				"vmid":    api.Int().Fmt("pve-vmid").Range(100, 999999999).TT("<integer> (100 - 999999999)"),
-			},
-			Returns: api.Str(),
-			Handle:  d.vmReboot,
-		},
-		{
-			Name: "vm_suspend", Path: "/nodes/{node}/qemu/{vmid}/status/suspend", HTTP: "POST",
-			Description: "Suspend virtual machine.",
-			Protected:   true,
-			ProxyTo:     "node",
-			Permissions: api.Permissions{Check: []any{"perm", "/vms/{vmid}", []any{"VM.PowerMgmt"}}},
-			Params: map[string]*api.Schema{
-				"node":         api.Str().Fmt("pve-node").TT("<string>"),
-				"skiplock":     api.Bool().Opt().TT("<boolean>"),
-				"statestorage": api.Str().Fmt("pve-storage-id").Opt().Req("todisk").TT("<storage ID>"),
-				"todisk":       api.Bool().Def(0).Opt().TT("<boolean>"),
-				"vmid":         api.Int().Fmt("pve-vmid").Range(100, 999999999).TT("<integer> (100 - 999999999)"),
-			},
-			Returns: api.Str(),
-			Handle:  d.vmSuspend,
-		},
-		{
-			Name: "vm_resume", Path: "/nodes/{node}/qemu/{vmid}/status/resume", HTTP: "POST",
-			Description: "Resume virtual machine.",
-			Protected:   true,
-			ProxyTo:     "node",
-			Permissions: api.Permissions{Check: []any{"perm", "/vms/{vmid}", []any{"VM.PowerMgmt"}}},
-			Params: map[string]*api.Schema{
-				"nocheck":  api.Bool().Opt().TT("<boolean>"),
-				"node":     api.Str().Fmt("pve-node").TT("<string>"),
-				"skiplock": api.Bool().Opt().TT("<boolean>"),
-				"vmid":     api.Int().Fmt("pve-vmid").Range(100, 999999999).TT("<integer> (100 - 999999999)"),
-			},
-			Returns: api.Str(),
-			Handle:  d.vmResume,
-		},
+		powerMethod("vm_start", "start", "Start virtual machine.", map[string]*api.Schema{
+			"force-cpu":            api.Str().Opt().TT("<string>"),
+			"machine":              api.Str().Fmt(fmtMachine()).Opt().TT("[[type=]<machine type>] [,aw-bits=<number>] [,enable-s3=<1|0>] [,enable-s4=<1|0>] [,viommu=<intel|virtio>]"),
+			"migratedfrom":         api.Str().Fmt("pve-node").Opt().TT("<string>"),
+			"migration_network":    api.Str().Fmt("CIDR").Opt().TT("<string>"),
+			"migration_type":       api.Str().Enums("secure", "insecure").Opt(),
+			"nets-host-mtu":        api.Str().Pat("net\\d+=\\d+(,net\\d+=\\d+)*").Opt(),
+			"skiplock":             api.Bool().Opt().TT("<boolean>"),
+			"stateuri":             api.Str().MaxLen(128).Opt().TT("<string>"),
+			"targetstorage":        api.Str().Fmt("storage-pair-list").Opt().TT("<string>"),
+			"timeout":              api.Int().Min(0).Def("max(30, vm memory in GiB)").Opt().TT("<integer> (0 - N)"),
+			"with-conntrack-state": api.Bool().Def(0).Opt().TT("<boolean>"),
+		}, d.vmStart),
+		powerMethod("vm_stop", "stop", "Stop virtual machine. The qemu process will exit immediately. This is akin to pulling the power plug of a running computer and may damage the VM data.", map[string]*api.Schema{
+			"keepActive":        api.Bool().Def(0).Opt().TT("<boolean>"),
+			"migratedfrom":      api.Str().Fmt("pve-node").Opt().TT("<string>"),
+			"overrule-shutdown": api.Bool().Def(0).Opt().TT("<boolean>"),
+			"skiplock":          api.Bool().Opt().TT("<boolean>"),
+			"timeout":           api.Int().Min(0).Opt().TT("<integer> (0 - N)"),
+		}, d.vmStop),
+		powerMethod("vm_reset", "reset", "Reset virtual machine.", map[string]*api.Schema{
+			"skiplock": api.Bool().Opt().TT("<boolean>"),
+		}, d.vmReset),
+		powerMethod("vm_shutdown", "shutdown", "Shutdown virtual machine. This is similar to pressing the power button on a physical machine. This will send an ACPI event for the guest OS, which should then proceed to a clean shutdown.", map[string]*api.Schema{
+			"forceStop":  api.Bool().Def(0).Opt().TT("<boolean>"),
+			"keepActive": api.Bool().Def(0).Opt().TT("<boolean>"),
+			"skiplock":   api.Bool().Opt().TT("<boolean>"),
+			"timeout":    api.Int().Min(0).Opt().TT("<integer> (0 - N)"),
+		}, d.vmShutdown),
+		powerMethod("vm_reboot", "reboot", "Reboot the VM by shutting it down, and starting it again. Applies pending changes.", map[string]*api.Schema{
+			"timeout": api.Int().Min(0).Opt().TT("<integer> (0 - N)"),
+		}, d.vmReboot),
+		powerMethod("vm_suspend", "suspend", "Suspend virtual machine.", map[string]*api.Schema{
+			"skiplock":     api.Bool().Opt().TT("<boolean>"),
+			"statestorage": api.Str().Fmt("pve-storage-id").Opt().Req("todisk").TT("<storage ID>"),
+			"todisk":       api.Bool().Def(0).Opt().TT("<boolean>"),
+		}, d.vmSuspend),
+		powerMethod("vm_resume", "resume", "Resume virtual machine.", map[string]*api.Schema{
+			"nocheck":  api.Bool().Opt().TT("<boolean>"),
+			"skiplock": api.Bool().Opt().TT("<boolean>"),
+		}, d.vmResume),
 		{
 			Name: "vmlist", Path: "/nodes/{node}/qemu", HTTP: "GET",
 			Description: "Virtual machine index (per node).",
