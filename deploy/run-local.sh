@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The embedded one-node installation behind `make run` / `make stop`: a
 # config root under $RUNPREFIX (default ./.run), pvedaemon on 127.0.0.1:8585
-# (so a real pvedaemon on port 85 is left alone) and pveproxy on port 8006,
-# dropping to www-data as on a PVE node.
+# (so a real pvedaemon on port 85 is left alone), pveproxy on port 8006 and
+# spiceproxy on port 3128 (both dropping to www-data as on a PVE node), and
+# pvestatd.
 set -euo pipefail
 BIN=${PVENODE_BIN:-$(pwd)/bin}
 P=${RUNPREFIX:-$(pwd)/.run}
 DAEMON_ADDR=${DAEMON_ADDR:-127.0.0.1:8585}
 PORT=${PORT:-8006}
+SPICE_PORT=${SPICE_PORT:-3128}
 
 start() {
   if [ "$(id -u)" != 0 ]; then
@@ -29,11 +31,13 @@ start() {
   "$BIN/pveproxy" start --prefix "$P" --port "$PORT" --daemon-addr "$DAEMON_ADDR"
   "$BIN/pvestatd" start --prefix "$P"
   node=$(sed -n 's/^node: //p' <<<"$out")
+  "$BIN/spiceproxy" start --prefix "$P" --port "$SPICE_PORT" ${node:+--node "$node"}
   fp=$(sed -n 's/^fingerprint: //p' <<<"$out")
   host=$(hostname -f 2>/dev/null || hostname)
   echo
   echo "pvenode is running (node $node)."
   echo "  URL:          https://$host:$PORT/   (API: https://$host:$PORT/api2/json/)"
+  echo "  SPICE proxy:  http://$host:$SPICE_PORT   (deploy/spice-screenshot.sh opens a VM console with remote-viewer)"
   echo "  certificate:  SHA-256 $fp (CA: $P/etc/pve/pve-root-ca.pem)"
   if [ -f "$P/admin-credentials" ]; then
     sed 's/^/  /' "$P/admin-credentials"
@@ -43,6 +47,7 @@ start() {
 }
 
 stop() {
+  "$BIN/spiceproxy" stop --prefix "$P" || true
   "$BIN/pvestatd" stop --prefix "$P" || true
   "$BIN/pveproxy" stop --prefix "$P" || true
   "$BIN/pvedaemon" stop --prefix "$P" || true
