@@ -3,6 +3,7 @@ package vmm
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -101,4 +102,19 @@ func TestSpicePortsConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestSpiceBindFailed: the start error QEMU 7.2 gives when its SPICE port
+// was taken between allocation and bind is recognised for a retry, and
+// other start errors are not.
+func TestSpiceBindFailed(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"start VM 100: qemu exited: exit status 1\nqemu-system-x86_64: warning: ...\nbinding socket to 127.0.0.1:61001 failed": true,
+		"start VM 100: qemu exited: exit status 1\nqemu-system-x86_64: -drive file=x: Could not open 'x'":                      false,
+		"start VM 100: QMP did not answer: context deadline exceeded":                                                          false,
+	} {
+		if got := spiceBindFailed(errors.New(msg)); got != want {
+			t.Errorf("%q: %v, want %v", msg, got, want)
+		}
+	}
 }

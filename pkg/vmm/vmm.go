@@ -213,7 +213,28 @@ func (m *Manager) cleanup(vmid int) {
 // Start starts the QEMU process of cfg and returns once its QMP socket
 // answers (or ctx ends, in which case the process is killed). The process
 // outlives ctx.
-func (m *Manager) Start(ctx context.Context, cfg *qemu.Config) (err error) {
+func (m *Manager) Start(ctx context.Context, cfg *qemu.Config) error {
+	// The SPICE port is the first free one when the start begins; another
+	// process (a second installation on this host, a program) can take it
+	// before QEMU binds it. QEMU then exits at once, and the start is tried
+	// again with the next free port, a few times.
+	for attempt := 0; ; attempt++ {
+		err := m.startOnce(ctx, cfg)
+		if err == nil || attempt == 2 || !spiceBindFailed(err) {
+			return err
+		}
+	}
+}
+
+// spiceBindFailed reports a start that failed because QEMU could not bind
+// its SPICE port.
+func spiceBindFailed(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "binding socket to "+qemu.SpiceAddr+":") && strings.Contains(msg, "failed")
+}
+
+// startOnce is one attempt of Start.
+func (m *Manager) startOnce(ctx context.Context, cfg *qemu.Config) (err error) {
 	if cfg == nil {
 		return errors.New("start: no config")
 	}
