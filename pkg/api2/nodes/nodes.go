@@ -44,6 +44,12 @@ type Deps struct {
 	// RRD answers the rrddata methods (the status history pvestatd
 	// keeps); nil where they are not answered (501).
 	RRD RRDSource
+	// VNC signs and checks the node shell's VNC tickets (termproxy,
+	// vncwebsocket); nil: they answer 501.
+	VNC VNCTickets
+	// Shell, when set, is the node shell's command for every user (tests
+	// run /bin/sh); nil: PVE's ("login -f root" for root@pam, "login").
+	Shell []string
 }
 
 // Methods returns the declarations of this package.
@@ -84,7 +90,7 @@ func Methods(d Deps) []api.Method {
 			Returns:     statusReturns(),
 			Handle:      d.status,
 		},
-	}, append(append(d.taskMethods(), d.storageMethods()...), d.rrdMethods()...)...)
+	}, append(append(append(d.taskMethods(), d.storageMethods()...), d.rrdMethods()...), d.termMethods()...)...)
 }
 
 // minimalEntry is the GET /nodes element of a caller who may not audit the
@@ -163,7 +169,7 @@ func (d Deps) list(ctx context.Context, r *api.Request) (any, error) {
 }
 
 // nodeChildren lists the children of /nodes/{node} this build implements.
-var nodeChildren = api.DirIndex("name", "qemu", "rrddata", "status", "storage", "tasks")
+var nodeChildren = api.DirIndex("name", "qemu", "rrddata", "status", "storage", "tasks", "termproxy")
 
 func nodeIndex(ctx context.Context, r *api.Request) (any, error) {
 	if n := r.Params.Get("node"); n != r.NodeName && n != "localhost" {

@@ -169,6 +169,7 @@ func (s *Service) Listen(ctx context.Context) error {
 			Storage:         &nodes.StorageDeps{Config: root, Dir: store.Dir, LocalPath: store.LocalPath},
 			RRD:             newRRDClient(s.env.Paths.RRDSocket()),
 			View:            view,
+			VNC:             s.auth,
 		},
 		Access: accessapi.Deps{Access: s.auth, Log: s.log, Root: root, Guard: loginguard.New(loginguard.Config{})},
 		Pools:  pools.Deps{Access: s.auth, Root: root},

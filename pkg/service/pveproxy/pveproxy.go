@@ -206,6 +206,7 @@ func (s *Service) Listen(ctx context.Context) error {
 			Fingerprint:     func() string { return s.fingerprint() },
 			NodeFingerprint: func(node string) string { return tlsconf.NodeCertFingerprint(root.ReadFile, node) },
 			View:            view,
+			VNC:             auth,
 		},
 		Access: accessapi.Deps{Access: auth, Log: s.log, Root: root},
 		Pools:  pools.Deps{Access: auth, Root: root},
