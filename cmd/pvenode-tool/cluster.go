@@ -278,17 +278,9 @@ func clusterNodesCommand(f *clusterFlags) *cobra.Command {
 		Short: "list the cluster's members from corosync.conf (pvecm nodes)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			self, _ := nodename.Resolve(f.node)
-			root, err := openConfigRoot(cmd, false)
+			self, _, c, err := loadCluster(cmd, f)
 			if err != nil {
 				return err
-			}
-			c, err := corosync.Load(root)
-			if c == nil {
-				return clusterErr(root, err)
-			}
-			if err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
 			}
 			writeMembers(cmd.OutOrStdout(), c, self, liveView(cmd))
 			return nil
@@ -302,8 +294,7 @@ func clusterStatusCommand(f *clusterFlags) *cobra.Command {
 		Short: "show the cluster's configuration and members (pvecm status)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			self, _ := nodename.Resolve(f.node)
-			root, err := openConfigRoot(cmd, false)
+			self, root, c, err := loadCluster(cmd, f)
 			if err != nil {
 				return err
 			}
@@ -311,17 +302,29 @@ func clusterStatusCommand(f *clusterFlags) *cobra.Command {
 			if err != nil {
 				return clusterErr(root, err)
 			}
-			c, err := corosync.Load(root)
-			if c == nil {
-				return clusterErr(root, err)
-			}
-			if err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
-			}
 			writeStatus(cmd.OutOrStdout(), root, conf, c, self, liveView(cmd))
 			return nil
 		},
 	}
+}
+
+// loadCluster reads the cluster for the read-only commands: this node's
+// name, the config root and the cluster (a problem in cluster.cfg is a
+// warning, its good lines apply).
+func loadCluster(cmd *cobra.Command, f *clusterFlags) (string, *pvefs.Root, *corosync.Cluster, error) {
+	self, _ := nodename.Resolve(f.node)
+	root, err := openConfigRoot(cmd, false)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	c, err := corosync.Load(root)
+	if c == nil {
+		return "", nil, nil, clusterErr(root, err)
+	}
+	if err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
+	}
+	return self, root, c, nil
 }
 
 // checkMember refuses to change the cluster from a node outside it, as

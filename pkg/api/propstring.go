@@ -71,7 +71,7 @@ func ParsePropertyString(format PropertyFormat, data, path string) (map[string]s
 				return nil, &PropertyError{Msg: "invalid key in comma-separated list property: " + k}
 			}
 			if s.Type == "boolean" {
-				v = normBool(v)
+				v = NormBool(v)
 			}
 			res[k] = v
 		case !hasEq:
@@ -88,7 +88,7 @@ func ParsePropertyString(format PropertyFormat, data, path string) (map[string]s
 					return nil, &PropertyError{Msg: "duplicate key in comma-separated list property: " + key}
 				}
 				if s.Type == "boolean" {
-					part = normBool(part)
+					part = NormBool(part)
 				}
 				res[key] = part
 				break
@@ -123,10 +123,10 @@ func ParsePropertyString(format PropertyFormat, data, path string) (map[string]s
 	return res, nil
 }
 
-// normBool is PVE's parse_boolean: 1/on/yes/true and 0/off/no/false (any
+// NormBool is PVE's parse_boolean: 1/on/yes/true and 0/off/no/false (any
 // case) become "1" and "0"; anything else stays as it is, for the type
 // check to refuse.
-func normBool(v string) string {
+func NormBool(v string) string {
 	switch strings.ToLower(v) {
 	case "1", "on", "yes", "true":
 		return "1"

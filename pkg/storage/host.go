@@ -147,3 +147,13 @@ func (h *Host) ImageInfo(ctx context.Context, volid string) (*ImageInfo, error) 
 	}
 	return h.Dir.QemuImg.Info(ctx, p, format)
 }
+
+// LocalPathUnder is the path of the "local" storage of an installation
+// under prefix (the embedded one), or "" for a real node, where PVE's
+// /var/lib/vz applies.
+func LocalPathUnder(prefix string) string {
+	if prefix == "" {
+		return ""
+	}
+	return filepath.Join(prefix, LocalPath)
+}

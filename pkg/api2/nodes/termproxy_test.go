@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -138,19 +137,7 @@ func (e *termEnv) dialShell(t *testing.T, user string, port int, vncticket strin
 // send writes p as one masked binary frame.
 func (w *wsConn) send(p string) {
 	w.t.Helper()
-	f := []byte{0x82}
-	switch {
-	case len(p) <= 125:
-		f = append(f, 0x80|byte(len(p)))
-	default:
-		f = append(f, 0x80|126, byte(len(p)>>8), byte(len(p)))
-	}
-	mask := []byte{7, 1, 9, 3}
-	f = append(f, mask...)
-	for i := range len(p) {
-		f = append(f, p[i]^mask[i&3])
-	}
-	if _, err := w.c.Write(f); err != nil {
+	if _, err := w.c.Write(apitest.WSClientFrame(2, []byte(p))); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -161,24 +148,8 @@ func (w *wsConn) input(s string) { w.t.Helper(); w.send(fmt.Sprintf("0:%d:%s", l
 // frame reads one server frame: its opcode and payload; err at the end
 // of the connection.
 func (w *wsConn) frame() (op byte, p []byte, err error) {
-	var h [2]byte
-	if _, err := io.ReadFull(w.rd, h[:]); err != nil {
-		return 0, nil, err
-	}
-	n := uint64(h[1] & 0x7F)
-	switch n {
-	case 126:
-		var b [2]byte
-		_, _ = io.ReadFull(w.rd, b[:])
-		n = uint64(binary.BigEndian.Uint16(b[:]))
-	case 127:
-		var b [8]byte
-		_, _ = io.ReadFull(w.rd, b[:])
-		n = binary.BigEndian.Uint64(b[:])
-	}
-	p = make([]byte, n)
-	_, err = io.ReadFull(w.rd, p)
-	return h[0] & 0x0F, p, err
+	f, err := apitest.ReadWSFrame(w.rd)
+	return f.Op, f.Payload, err
 }
 
 // readUntil reads binary frames until their bytes (from the last call on)

@@ -3,6 +3,8 @@ package qemuapi
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -58,7 +60,7 @@ func (d *Deps) vmConfig(ctx context.Context, r *api.Request) (any, error) {
 	} else if !r.Params.Bool("current", false) {
 		props = applyPendingView(cfg)
 	}
-	schema := configProps()
+	schema := schemaProps()
 	out := make(map[string]any, len(props)+1)
 	for k, v := range props {
 		out[k] = typedValue(schema, k, v)
@@ -115,20 +117,20 @@ func (d *Deps) vmPending(ctx context.Context, r *api.Request) (any, error) {
 		return 1
 	}
 	res := []pendingItem{}
-	for _, k := range sortedKeys(cfg.Props) {
+	for _, k := range slices.Sorted(maps.Keys(cfg.Props)) {
 		it := pendingItem{Key: k, Value: str(cfg.Props[k]), Delete: force(k)}
 		if p, ok := cfg.Pending[k]; ok {
 			it.Pending = str(p)
 		}
 		res = append(res, it)
 	}
-	for _, k := range sortedKeys(cfg.Pending) {
+	for _, k := range slices.Sorted(maps.Keys(cfg.Pending)) {
 		if _, cur := cfg.Props[k]; k == "delete" || cur {
 			continue
 		}
 		res = append(res, pendingItem{Key: k, Pending: str(cfg.Pending[k])})
 	}
-	for _, k := range sortedKeys(del) {
+	for _, k := range slices.Sorted(maps.Keys(del)) {
 		_, p := cfg.Pending[k]
 		_, c := cfg.Props[k]
 		if !p && !c {
@@ -136,13 +138,4 @@ func (d *Deps) vmPending(ctx context.Context, r *api.Request) (any, error) {
 		}
 	}
 	return res, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -3,7 +3,9 @@ package qemuapi
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,8 +17,8 @@ import (
 	"github.com/pvenode/pvenode/pkg/vmlist"
 )
 
-// props is configProps built once; it is never modified.
-var props = sync.OnceValue(configProps)
+// schemaProps is configProps built once; it is never modified.
+var schemaProps = sync.OnceValue(configProps)
 
 // vmidAllocationLock serialises the check that a VMID is free with the
 // creation of its config (pmxcfs's exclusive create).
@@ -27,7 +29,7 @@ const vmidAllocationLock = "nodes/.vmid-allocation"
 func configParams(r *api.Request) (map[string]string, error) {
 	out := map[string]string{}
 	for k := range r.Params {
-		if propSchema(props(), k) == nil {
+		if propSchema(schemaProps(), k) == nil {
 			continue
 		}
 		v, _ := r.Params.String(k)
@@ -61,7 +63,7 @@ type prepared struct {
 // permissions per key, drives, nets (a MAC is generated when missing),
 // the boot order and vmgenid.
 func (d *Deps) prepareConfig(authid string, vmid int, pool string, in map[string]string, defStorage string) (*prepared, error) {
-	keys := sortedKeys(in)
+	keys := slices.Sorted(maps.Keys(in))
 	if err := d.checkConfigPerms(authid, vmid, pool, keys); err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func isUnusedKey(key string) bool {
 
 // driveFormat returns the property-string format of a drive key.
 func driveFormat(key string) api.PropertyFormat {
-	s := propSchema(configProps(), key)
+	s := propSchema(schemaProps(), key)
 	if s == nil {
 		return nil
 	}
@@ -280,7 +280,7 @@ func randomMAC(prefix string) (string, error) {
 
 // prepareNet adds a generated MAC to a netN value that has none.
 func (d *Deps) prepareNet(key, value string) (string, error) {
-	f := propSchema(configProps(), key).Format.(api.PropertyFormat)
+	f := propSchema(schemaProps(), key).Format.(api.PropertyFormat)
 	opts, err := api.ParsePropertyString(f, value, key)
 	if err != nil {
 		return "", api.ParamError(map[string]string{key: "invalid format - " + err.Error()})

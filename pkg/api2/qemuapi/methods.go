@@ -12,6 +12,21 @@ import (
 	"github.com/pvenode/pvenode/pkg/api"
 )
 
+// vmIndexMethod declares a directory index below a VM (GET, any user).
+func vmIndexMethod(name, path string, h api.HandlerFunc) api.Method {
+	return api.Method{
+		Name: name, Path: path, HTTP: "GET",
+		Description: "Directory index",
+		ProxyTo:     "node",
+		Permissions: api.Permissions{User: "all"},
+		Params:      map[string]*api.Schema{"node": nodeParam(), "vmid": vmidParam()},
+		Returns: api.Arr(api.Obj(map[string]*api.Schema{
+			"subdir": api.Str(),
+		})).WithLinks(api.Link{Href: "{subdir}", Rel: "child"}),
+		Handle: h,
+	}
+}
+
 // powerMethod declares POST /nodes/{node}/qemu/{vmid}/status/<action>: a
 // protected power action needing VM.PowerMgmt that answers a task's UPID,
 // with its own parameters beside node and vmid.
@@ -54,20 +69,7 @@ func Methods(d *Deps) []api.Method {
 			Returns: api.Str(),
 			Handle:  d.destroyVM,
 		},
-		{
-			Name: "vmdiridx", Path: "/nodes/{node}/qemu/{vmid}", HTTP: "GET",
-			Description: "Directory index",
-			ProxyTo:     "node",
-			Permissions: api.Permissions{User: "all"},
-			Params: map[string]*api.Schema{
-				"node": node(),
-				"vmid": vmid(),
-			},
-			Returns: api.Arr(api.Obj(map[string]*api.Schema{
-				"subdir": api.Str(),
-			})).WithLinks(api.Link{Href: "{subdir}", Rel: "child"}),
-			Handle: d.vmdiridx,
-		},
+		vmIndexMethod("vmdiridx", "/nodes/{node}/qemu/{vmid}", d.vmdiridx),
 		{
 			Name: "vm_pending", Path: "/nodes/{node}/qemu/{vmid}/pending", HTTP: "GET",
 			Description: "Get the virtual machine configuration with both current and pending values.",
@@ -85,20 +87,7 @@ func Methods(d *Deps) []api.Method {
 			})),
 			Handle: d.vmPending,
 		},
-		{
-			Name: "vmcmdidx", Path: "/nodes/{node}/qemu/{vmid}/status", HTTP: "GET",
-			Description: "Directory index",
-			ProxyTo:     "node",
-			Permissions: api.Permissions{User: "all"},
-			Params: map[string]*api.Schema{
-				"node": node(),
-				"vmid": vmid(),
-			},
-			Returns: api.Arr(api.Obj(map[string]*api.Schema{
-				"subdir": api.Str(),
-			})).WithLinks(api.Link{Href: "{subdir}", Rel: "child"}),
-			Handle: d.vmcmdidx,
-		},
+		vmIndexMethod("vmcmdidx", "/nodes/{node}/qemu/{vmid}/status", d.vmcmdidx),
 		{
 			Name: "vm_status", Path: "/nodes/{node}/qemu/{vmid}/status/current", HTTP: "GET",
 			Description: "Get virtual machine status.",

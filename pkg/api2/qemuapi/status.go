@@ -209,18 +209,20 @@ func (d *Deps) vmlist(ctx context.Context, r *api.Request) (any, error) {
 // vmdiridx is GET /nodes/{node}/qemu/{vmid}: the children this build
 // implements.
 func (d *Deps) vmdiridx(ctx context.Context, r *api.Request) (any, error) {
-	if _, _, err := d.loadConfig(r.NodeName, vmidOf(r)); err != nil {
-		return nil, err
-	}
-	return api.DirIndex("subdir", "config", "pending", "rrddata", "spiceproxy", "status", "vncproxy", "vncwebsocket")(ctx, r)
+	return d.vmIndex(ctx, r, "config", "pending", "rrddata", "spiceproxy", "status", "vncproxy", "vncwebsocket")
 }
 
 // vmcmdidx is GET .../status.
 func (d *Deps) vmcmdidx(ctx context.Context, r *api.Request) (any, error) {
+	return d.vmIndex(ctx, r, "current", "reboot", "reset", "resume", "shutdown", "start", "stop", "suspend")
+}
+
+// vmIndex answers a directory index below an existing VM.
+func (d *Deps) vmIndex(ctx context.Context, r *api.Request, children ...string) (any, error) {
 	if _, _, err := d.loadConfig(r.NodeName, vmidOf(r)); err != nil {
 		return nil, err
 	}
-	return api.DirIndex("subdir", "current", "reboot", "reset", "resume", "shutdown", "start", "stop", "suspend")(ctx, r)
+	return api.DirIndex("subdir", children...)(ctx, r)
 }
 
 // volumesOf returns every volume a config references: drives (not

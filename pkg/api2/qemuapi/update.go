@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -52,7 +54,7 @@ func (d *Deps) parseUpdate(r *api.Request, vmid int) (*configChange, error) {
 		if _, ok := in[k]; ok {
 			return nil, api.ParamError(map[string]string{"delete": fmt.Sprintf("you can't use '-%s' and -delete %s' at the same time", k, k)})
 		}
-		if propSchema(props(), k) == nil {
+		if propSchema(schemaProps(), k) == nil {
 			return nil, api.ParamError(map[string]string{"delete": fmt.Sprintf("unknown option '%s'", k)})
 		}
 		c.del = append(c.del, k)
@@ -171,7 +173,7 @@ func (d *Deps) applyChange(ctx context.Context, l *tasks.Log, node string, vmid 
 			}
 			toFree = append(toFree, removeKey(cfg, k, c.force)...)
 		}
-		for _, k := range sortedKeys(values) {
+		for _, k := range slices.Sorted(maps.Keys(values)) {
 			delete(del, k)
 			if running && !fastPlug[k] {
 				cfg.Pending[k] = values[k]
@@ -277,7 +279,7 @@ func (d *Deps) applyPending(ctx context.Context, l *tasks.Log, cfg *qemu.Config)
 	for k, force := range pendingDelete(cfg.Pending["delete"]) {
 		toFree = append(toFree, removeKey(cfg, k, force)...)
 	}
-	for _, k := range sortedKeys(cfg.Pending) {
+	for _, k := range slices.Sorted(maps.Keys(cfg.Pending)) {
 		if k == "delete" {
 			continue
 		}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/pvenode/pvenode/pkg/api"
@@ -148,10 +147,10 @@ func typedValue(props map[string]*api.Schema, key, value string) any {
 			return f
 		}
 	case "boolean":
-		switch strings.ToLower(value) {
-		case "1", "on", "yes", "true":
+		switch api.NormBool(value) {
+		case "1":
 			return 1
-		case "0", "off", "no", "false":
+		case "0":
 			return 0
 		}
 	}

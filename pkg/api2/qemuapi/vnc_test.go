@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/api"
+	"github.com/pvenode/pvenode/pkg/api/apitest"
 	"github.com/pvenode/pvenode/pkg/ticket"
 )
 
@@ -77,50 +77,20 @@ func wsDial(t *testing.T, srvURL, loginTicket, vmid string, port int, vncticket 
 // readFrame reads one server frame.
 func readFrame(t *testing.T, rd *bufio.Reader) (op byte, payload []byte) {
 	t.Helper()
-	var h [2]byte
-	if _, err := io.ReadFull(rd, h[:]); err != nil {
+	f, err := apitest.ReadWSFrame(rd)
+	if err != nil {
 		t.Fatalf("read frame: %v", err)
 	}
-	if h[0]&0x80 == 0 || h[1]&0x80 != 0 {
-		t.Fatalf("frame header %x: not final or masked", h)
+	if !f.Final || f.Masked {
+		t.Fatalf("frame opcode %d: not final or masked", f.Op)
 	}
-	n := uint64(h[1] & 0x7F)
-	switch n {
-	case 126:
-		var b [2]byte
-		_, _ = io.ReadFull(rd, b[:])
-		n = uint64(binary.BigEndian.Uint16(b[:]))
-	case 127:
-		var b [8]byte
-		_, _ = io.ReadFull(rd, b[:])
-		n = binary.BigEndian.Uint64(b[:])
-	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(rd, payload); err != nil {
-		t.Fatalf("read payload: %v", err)
-	}
-	return h[0] & 0x0F, payload
+	return f.Op, f.Payload
 }
 
 // writeFrame writes one masked client frame.
 func writeFrame(t *testing.T, c net.Conn, op byte, p []byte) {
 	t.Helper()
-	f := []byte{0x80 | op}
-	switch {
-	case len(p) <= 125:
-		f = append(f, 0x80|byte(len(p)))
-	case len(p) <= 0xFFFF:
-		f = append(f, 0x80|126, byte(len(p)>>8), byte(len(p)))
-	default:
-		f = append(f, 0x80|127)
-		f = binary.BigEndian.AppendUint64(f, uint64(len(p)))
-	}
-	mask := []byte{1, 2, 3, 4}
-	f = append(f, mask...)
-	for i, b := range p {
-		f = append(f, b^mask[i&3])
-	}
-	if _, err := c.Write(f); err != nil {
+	if _, err := c.Write(apitest.WSClientFrame(op, p)); err != nil {
 		t.Fatal(err)
 	}
 }

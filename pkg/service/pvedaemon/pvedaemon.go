@@ -155,7 +155,7 @@ func (s *Service) Listen(ctx context.Context) error {
 	nodeIP := nodename.Address(ctx, s.node)
 	store := &storage.Host{Root: root, Node: s.node,
 		Dir:       storage.DirOptions{LockDir: filepath.Join(s.env.Paths.LockDir, "pve-manager")},
-		LocalPath: localStoragePath(s.env.Paths)}
+		LocalPath: storage.LocalPathUnder(s.env.Paths.Prefix)}
 	qemuDeps := s.newVMs(ctx, root, store)
 	view := clusterstate.NewReader(s.env.Paths.ClusterStateFile())
 	reg := tree.Registry(tree.Deps{
@@ -426,15 +426,6 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		err = terr
 	}
 	return err
-}
-
-// localStoragePath is where the "local" storage lives: PVE's /var/lib/vz,
-// under the prefix for an embedded installation ("" keeps PVE's).
-func localStoragePath(p buildinfo.Paths) string {
-	if p.Prefix == "" {
-		return ""
-	}
-	return filepath.Join(p.Prefix, storage.LocalPath)
 }
 
 // newTaskManager opens the task directory (PVE: /var/log/pve/tasks, logs

@@ -62,10 +62,11 @@ type Service struct {
 	histLn net.Listener
 	rrd    *rrd.Store
 
-	mu      sync.Mutex // guards cluster, gossip, version, last
+	mu      sync.Mutex // guards cluster, gossip, version, states, last
 	cluster *corosync.Cluster
 	gossip  *gossip.Node
 	version uint64                  // of the view file
+	states  map[string]decodedState // other nodes' states, decoded once per version
 	last    *clusterstate.NodeState // this node's latest records
 	lastID  string                  // what made the last state "urgent"
 
@@ -81,7 +82,7 @@ func New(env daemon.Env) (daemon.Service, error) {
 	if interval < time.Second {
 		return nil, fmt.Errorf("--interval %v: at least 1s", interval)
 	}
-	return &Service{env: env, log: env.Log, node: node, interval: interval,
+	return &Service{env: env, log: env.Log, node: node, interval: interval, states: map[string]decodedState{},
 		reload: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
@@ -111,20 +112,11 @@ func (s *Service) Listen(ctx context.Context) error {
 	// The collector bounds each storage itself and never starts a second
 	// call while one hangs; the storage package's own bound would abandon
 	// a stuck statfs and let the next cycle start another.
-	s.store = &storage.Host{Root: root, Node: s.node, LocalPath: localStoragePath(s.env.Paths.Prefix),
+	s.store = &storage.Host{Root: root, Node: s.node, LocalPath: storage.LocalPathUnder(s.env.Paths.Prefix),
 		Dir: storage.DirOptions{StatTimeout: 24 * time.Hour}}
 	vms := vmm.New(vmm.Config{RunDir: filepath.Join(s.env.Paths.RunDir, "qemu-server")})
 	s.col = newCollector(s.node, root, nodestatus.New(nodestatus.Roots{}, nodestatus.Version{}), vms, s.store, s.log)
 	return nil
-}
-
-// localStoragePath is where the "local" storage lives under a prefix (the
-// embedded installation), "" on a real node.
-func localStoragePath(prefix string) string {
-	if prefix == "" {
-		return ""
-	}
-	return filepath.Join(prefix, storage.LocalPath)
 }
 
 // Serve runs the status cycle until Shutdown: collect, publish, write the
@@ -320,13 +312,8 @@ func (s *Service) writeView() {
 				m.Online, m.Received, m.State = true, local.Received, s.last
 			} else if ns, ok := snap[n.Name]; ok {
 				m.Online = ns.Status == gossip.StatusAlive
-				if len(ns.Data) > 0 {
-					if st, err := clusterstate.DecodeNodeState(ns.Data); err == nil {
-						m.State, m.Received = st, ns.Received.Unix()
-						s.hist.record(st)
-					} else {
-						s.log.Warn("undecodable status from node", "node", n.Name, "err", err)
-					}
+				if st := s.decoded(ns); st != nil {
+					m.State, m.Received = st, ns.Received.Unix()
 				}
 			}
 			if m.Online {
@@ -348,6 +335,33 @@ func (s *Service) writeView() {
 	if err := clusterstate.WriteFile(s.env.Paths.ClusterStateFile(), v, 0o644); err != nil {
 		s.log.Warn("write cluster view", "err", err)
 	}
+}
+
+// decoded returns a node's published state, decoding (and recording in
+// the history) each version once; nil for none or an undecodable one.
+// s.mu is held.
+func (s *Service) decoded(ns gossip.NodeState) *clusterstate.NodeState {
+	if len(ns.Data) == 0 {
+		return nil
+	}
+	if d, ok := s.states[ns.Name]; ok && d.version == ns.Version {
+		return d.state
+	}
+	st, err := clusterstate.DecodeNodeState(ns.Data)
+	if err != nil {
+		s.log.Warn("undecodable status from node", "node", ns.Name, "err", err)
+	}
+	s.states[ns.Name] = decodedState{version: ns.Version, state: st}
+	if st != nil {
+		s.hist.record(st)
+	}
+	return st
+}
+
+// decodedState is a node's state as decoded for one version.
+type decodedState struct {
+	version uint64
+	state   *clusterstate.NodeState
 }
 
 // Reload re-reads the cluster configuration and restarts the gossip with
