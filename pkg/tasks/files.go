@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pvenode/pvenode/pkg/lockfile"
 )
 
 // File names and limits below the root, as in pve-common
@@ -123,57 +125,14 @@ func splitLines(data []byte) []string {
 	return strings.Split(s, "\n")
 }
 
-// lockFile takes an exclusive flock on path, polling up to the timeout
-// (PVE::Tools::lock_file with a 10 s timeout).
+// lockFile takes an exclusive flock on path, polling up to the timeout.
 func lockFile(path string, timeout time.Duration) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("can't open lock file '%s' - %w", path, err)
-	}
-	deadline := time.Now().Add(timeout)
-	wait := time.Millisecond
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("can't lock file '%s' - %w", path, err)
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("can't lock file '%s' - got timeout", path)
-		}
-		time.Sleep(wait)
-		if wait < 50*time.Millisecond {
-			wait *= 2
-		}
-	}
+	return lockfile.Lock(path, timeout)
 }
 
 // writeAtomic replaces path with data: temp file, fsync, rename.
 func writeAtomic(path string, data []byte, perm fs.FileMode) error {
-	tmp := fmt.Sprintf("%s.tmp.%d", path, os.Getpid())
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return fmt.Errorf("unable to open file '%s' - %w", tmp, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing '%s' failed - %w", path, err)
-	}
-	return nil
+	return lockfile.WriteAtomic(path, data, perm)
 }
 
 // appendIndex appends data to the index and rotates it to index.1 when it
