@@ -91,7 +91,7 @@ func (d Deps) storageMethods() []api.Method {
 				"subdir": api.Str(),
 			})).WithLinks(api.Link{Href: "{subdir}", Rel: "child"}),
 			// The children this build implements (PVE lists eleven).
-			Handle: api.DirIndex("subdir", "content", "rrddata", "status", "upload"),
+			Handle: api.DirIndex("subdir", "content", "prunebackups", "rrddata", "status", "upload"),
 		},
 		{
 			Name: "read_status", Path: "/nodes/{node}/storage/{storage}/status", HTTP: "GET",
