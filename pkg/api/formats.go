@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pvenode/pvenode/pkg/access"
+	"github.com/pvenode/pvenode/pkg/calendar"
 )
 
 // formats are the string formats whose checks are implemented, with the
@@ -25,6 +26,8 @@ var formats = map[string]func(string) error{
 	"pve-poolid":     reFormatf(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$`, "pool name '%s' contains invalid characters"),
 	"pve-groupid":    reFormatf(`^[A-Za-z0-9_.-]+$`, "group name '%s' contains invalid characters"),
 	"pve-roleid":     reFormatf(`^[A-Za-z0-9_.-]+$`, "role name '%s' contains invalid characters"),
+	// backup jobs (jobs.cfg, vzdump)
+	"pve-day-of-week": reFormatf(`^(mon|tue|wed|thu|fri|sat|sun)$`, "invalid day '%s'"),
 	// realm configuration (domains.cfg)
 	"address":            access.CheckAddress,
 	"ldap-simple-attr":   access.CheckLDAPSimpleAttr,
@@ -102,7 +105,7 @@ func checkFormat(f any, s string) error {
 		return nil
 	}
 	if base, isList := strings.CutSuffix(name, "-list"); isList {
-		fn, ok := formats[base]
+		fn, ok := lookupFormat(base)
 		if !ok {
 			return nil
 		}
@@ -113,9 +116,33 @@ func checkFormat(f any, s string) error {
 		}
 		return nil
 	}
-	fn, ok := formats[name]
+	fn, ok := lookupFormat(name)
 	if !ok {
 		return nil
 	}
 	return fn(s)
+}
+
+// lookupFormat returns the check of a named format. The property-string
+// formats are resolved here rather than in the formats table, whose
+// initialisation cannot refer to the parser that uses the table.
+func lookupFormat(name string) (func(string) error, bool) {
+	switch name {
+	case "prune-backups":
+		return checkPruneBackups, true
+	case "backup-fleecing":
+		return checkPropertyFormat(BackupFleecingFormat), true
+	case "backup-performance":
+		return checkPropertyFormat(BackupPerformanceFormat), true
+	case "pve-calendar-event":
+		return checkCalendarEvent, true
+	}
+	fn, ok := formats[name]
+	return fn, ok
+}
+
+// checkCalendarEvent is PVE's pve-calendar-event format.
+func checkCalendarEvent(s string) error {
+	_, err := calendar.Parse(s)
+	return err
 }

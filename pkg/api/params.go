@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/url"
@@ -301,4 +302,18 @@ func knownFormatNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// CheckValue validates one textual value (a config file's, not a request's)
+// against s as a request parameter would be checked, property-string
+// format included; the error is PVE's message for the value.
+func CheckValue(s *Schema, v string) error {
+	var in any = v
+	if s.Type == "array" {
+		in = []string{v}
+	}
+	if msg := checkParam("", s, in, Params{}); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
 }

@@ -129,32 +129,9 @@ func vmidOf(r *api.Request) int {
 	return int(r.Params.Int("vmid", 0))
 }
 
-// typedValue converts a config value to the JSON type its schema gives, as
-// PVE's parse_vm_config does with check_type: integers and numbers as
-// numbers, booleans as 0/1. Values that do not convert stay strings.
+// typedValue converts a config value to the JSON type its schema gives.
 func typedValue(props map[string]*api.Schema, key, value string) any {
-	s := propSchema(props, key)
-	if s == nil {
-		return value
-	}
-	switch s.Type {
-	case "integer":
-		if n, err := strconv.ParseInt(value, 10, 64); err == nil {
-			return n
-		}
-	case "number":
-		if f, err := strconv.ParseFloat(value, 64); err == nil {
-			return f
-		}
-	case "boolean":
-		switch api.NormBool(value) {
-		case "1":
-			return 1
-		case "0":
-			return 0
-		}
-	}
-	return value
+	return api.TypedValue(propSchema(props, key), value, false)
 }
 
 // needTasks answers methods that start tasks where there is no task manager.
