@@ -844,3 +844,22 @@ func SetPassword(ctx context.Context, root *pvefs.Root, user, password string) e
 // per live ticket (a ticket lives two hours, the GUI renews it every 15
 // minutes), so 16384 covers thousands of concurrent sessions.
 const ticketCacheSize = 16384
+
+// DaemonTicket issues a login ticket and CSRF token for userid without a
+// password, for a root daemon of this node that acts as that user (as
+// pvescheduler runs backup jobs as root@pam). Only a process that can read
+// the private auth key can call it.
+func (a *Authenticator) DaemonTicket(ctx context.Context, userid string) (tk, csrf string, err error) {
+	now := a.deps.Clock()
+	key, err := a.signingKey(ctx, now)
+	if err != nil {
+		return "", "", fmt.Errorf("ticket for %s: %w", userid, err)
+	}
+	if tk, err = ticket.Sign(key, ticket.PrefixLogin, userid, "", now); err != nil {
+		return "", "", fmt.Errorf("ticket for %s: %w", userid, err)
+	}
+	if csrf, err = a.CSRFToken(userid); err != nil {
+		return "", "", fmt.Errorf("ticket for %s: %w", userid, err)
+	}
+	return tk, csrf, nil
+}
