@@ -3,7 +3,7 @@
 # config root under $RUNPREFIX (default ./.run), pvedaemon on 127.0.0.1:8585
 # (so a real pvedaemon on port 85 is left alone), pveproxy on port 8006 and
 # spiceproxy on port 3128 (both dropping to www-data as on a PVE node), and
-# pvestatd.
+# pvestatd and pvescheduler.
 set -euo pipefail
 BIN=${PVENODE_BIN:-$(pwd)/bin}
 P=${RUNPREFIX:-$(pwd)/.run}
@@ -32,6 +32,7 @@ start() {
   "$BIN/pvestatd" start --prefix "$P"
   node=$(sed -n 's/^node: //p' <<<"$out")
   "$BIN/spiceproxy" start --prefix "$P" --port "$SPICE_PORT" ${node:+--node "$node"}
+  "$BIN/pvescheduler" start --prefix "$P" ${node:+--node "$node"}
   fp=$(sed -n 's/^fingerprint: //p' <<<"$out")
   host=$(hostname -f 2>/dev/null || hostname)
   echo
@@ -47,6 +48,7 @@ start() {
 }
 
 stop() {
+  "$BIN/pvescheduler" stop --prefix "$P" || true
   "$BIN/spiceproxy" stop --prefix "$P" || true
   "$BIN/pvestatd" stop --prefix "$P" || true
   "$BIN/pveproxy" stop --prefix "$P" || true

@@ -1,18 +1,14 @@
-// Command pvescheduler is the PVE pvescheduler daemon. Its lifecycle commands work; its
-// own work is not implemented yet: job scheduling (issue 7).
+// Command pvescheduler is the PVE job scheduler: it runs the backup jobs of
+// /etc/pve/jobs.cfg on their calendar events.
 package main
 
 import (
 	"os"
 
 	"github.com/pvenode/pvenode/pkg/daemon"
-	"github.com/pvenode/pvenode/pkg/service/pending"
+	"github.com/pvenode/pvenode/pkg/service/pvescheduler"
 )
 
 func main() {
-	os.Exit(daemon.Execute(daemon.Command(daemon.Spec{
-		Name:  "pvescheduler",
-		Short: "PVE pvescheduler (not implemented yet: job scheduling (issue 7))",
-		New:   pending.New("job scheduling (issue 7)"),
-	})))
+	os.Exit(daemon.Execute(daemon.Command(pvescheduler.Spec())))
 }
