@@ -121,7 +121,7 @@ func (d *Deps) createVM(ctx context.Context, r *api.Request) (any, error) {
 	vmid := vmidOf(r)
 	authid := r.Identity.AuthID
 	if _, ok := r.Params.String("archive"); ok {
-		return nil, api.Errorf(http.StatusNotImplemented, "not implemented: restore from a backup archive (archive)")
+		return d.restoreVM(ctx, r)
 	}
 	pool, _ := r.Params.String("pool")
 	if pool != "" {

@@ -19,9 +19,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/api2/jobsapi"
 	"github.com/pvenode/pvenode/pkg/api2/qemuapi"
+	"github.com/pvenode/pvenode/pkg/api2/vzdumpapi"
+	"github.com/pvenode/pvenode/pkg/jobs"
 	"github.com/pvenode/pvenode/pkg/storage"
 	"github.com/pvenode/pvenode/pkg/vmm"
+	"github.com/pvenode/pvenode/pkg/vzdump"
 
 	"github.com/pvenode/pvenode/pkg/tasks"
 
@@ -174,6 +178,14 @@ func (s *Service) Listen(ctx context.Context) error {
 		Access: accessapi.Deps{Access: s.auth, Log: s.log, Root: root, Guard: loginguard.New(loginguard.Config{})},
 		Pools:  pools.Deps{Access: s.auth, Root: root},
 		Qemu:   qemuDeps,
+		VZDump: &vzdumpapi.Deps{Config: root, Privs: s.auth, Storage: store, Tasks: s.tasks,
+			DefaultsFile: filepath.Join(s.env.Paths.Prefix, vzdumpapi.DefaultDefaultsFile),
+			Engine:       &vzdump.Engine{Config: root, VMs: s.vms, Storage: store, Node: s.node, QemuImg: store.Dir.QemuImg}},
+		Jobs: &jobsapi.Deps{Root: root, Access: s.auth,
+			Store: &jobs.Store{Dir: filepath.Join(s.env.Paths.LibDir, "jobs"), LockDir: filepath.Join(s.env.Paths.LockDir, "pve-manager")},
+			ReplicationState: func() (jobs.ReplicationState, error) {
+				return jobs.ReadReplicationState(filepath.Join(s.env.Paths.LibDir, "pve-replication-state.json"))
+			}},
 	})
 	apiSrv, err := api.NewServer(api.Config{
 		Registry: reg, Auth: s.auth, Mode: api.ModeDaemon, NodeName: s.node, Log: s.log,

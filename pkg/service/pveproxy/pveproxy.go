@@ -20,8 +20,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/api2/jobsapi"
 	"github.com/pvenode/pvenode/pkg/api2/pools"
 	"github.com/pvenode/pvenode/pkg/api2/qemuapi"
+	"github.com/pvenode/pvenode/pkg/api2/vzdumpapi"
+	"github.com/pvenode/pvenode/pkg/storage"
 
 	"github.com/spf13/pflag"
 
@@ -213,6 +216,13 @@ func (s *Service) Listen(ctx context.Context) error {
 		// The unprotected VM methods (config, pending, indexes) read the
 		// config root; the others are forwarded to pvedaemon.
 		Qemu: &qemuapi.Deps{Config: root, Privs: auth},
+		// The vzdump defaults answer here; backups and extractconfig run
+		// in pvedaemon.
+		VZDump: &vzdumpapi.Deps{Config: root, Privs: auth,
+			Storage:      &storage.Host{Root: root, Node: s.node, LocalPath: storage.LocalPathUnder(s.env.Paths.Prefix)},
+			DefaultsFile: filepath.Join(s.env.Paths.Prefix, vzdumpapi.DefaultDefaultsFile)},
+		// Job configuration reads answer here; writes go to pvedaemon.
+		Jobs: &jobsapi.Deps{Root: root, Access: auth},
 	})
 	apiSrv, err := api.NewServer(api.Config{
 		Registry: reg, Auth: auth, Mode: api.ModeProxy, NodeName: s.node, Log: s.log,
