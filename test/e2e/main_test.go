@@ -98,7 +98,7 @@ func prepare() *harness {
 			return hs
 		}
 	}
-	for _, b := range []string{"pvedaemon", "pveproxy", "pvestatd", "spiceproxy", "pvenode-tool"} {
+	for _, b := range []string{"pvedaemon", "pveproxy", "pvestatd", "spiceproxy", "pvescheduler", "pvenode-tool"} {
 		if _, err := os.Stat(filepath.Join(hs.bin, b)); err != nil {
 			hs.err = fmt.Errorf("e2e: binary %s: %w", b, err)
 			return hs
@@ -137,7 +137,7 @@ func build(dir string) error {
 	root := filepath.Dir(strings.TrimSpace(string(gomod)))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "./cmd/pvedaemon", "./cmd/pveproxy", "./cmd/pvestatd", "./cmd/spiceproxy", "./cmd/pvenode-tool")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "./cmd/pvedaemon", "./cmd/pveproxy", "./cmd/pvestatd", "./cmd/spiceproxy", "./cmd/pvescheduler", "./cmd/pvenode-tool")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("e2e: build the daemons: %w\n%s", err, out)
