@@ -50,6 +50,7 @@ bench-vm: ## VM figures: listing 500 VMs, start call to QMP "running" (real QEMU
 
 bench-scheduler: ## scheduler figures: calendar time to task start over 100 firings; backup throughput against cp
 	$(GO) test -run '^$$' -bench SchedulingDelay -benchtime 100x -timeout 10m ./pkg/service/pvescheduler/
+	$(GO) test -run '^$$' -bench BenchmarkBackup -benchtime 3x -count 3 ./pkg/vzdump/
 
 bench-cluster: ## cluster figures: gossip convergence and bandwidth for 3/16/64 nodes, /cluster/resources with 10,000 guests, history store
 	$(GO) test -run '^$$' -bench 'Resources10k' -benchtime 40x -count 3 ./pkg/api2/cluster/
