@@ -28,18 +28,50 @@ type blockJob struct {
 // status queries of the API must keep working meanwhile.
 type qmpDialer func(ctx context.Context, f func(*qemu.QMPClient) error) error
 
+// Job id prefixes of the block jobs: those of backups and those of the
+// point-in-time copies for replication (SnapshotDisks) differ, so that
+// both can run on the same VM and each only cleans up its own.
+const (
+	backupJobPrefix   = "vzdump-"
+	snapshotJobPrefix = "replicate-"
+)
+
 // backupJobs are QEMU drive-backup jobs copying disks to raw files.
 type backupJobs struct {
 	qmp qmpDialer
 	ids []string
 }
 
-func jobID(d disk) string { return "vzdump-" + d.Key }
+// qmpDialAttempts bounds the connection attempts of one exchange.
+const qmpDialAttempts = 3
+
+// vmDialer returns the QMP dialer of VM vmid: a fresh connection for each
+// exchange. A failed connection is tried again (bounded): QEMU may hand an
+// event queued for the previous client to the next one before its
+// greeting, which fails that handshake.
+func (e *Engine) vmDialer(vmid int) qmpDialer {
+	return func(ctx context.Context, f func(*qemu.QMPClient) error) error {
+		for attempt := 1; ; attempt++ {
+			dctx, cancel := context.WithTimeout(ctx, qmpTimeout)
+			c, err := qemu.DialQMP(dctx, e.VMs.QMPSocket(vmid))
+			cancel()
+			if err == nil {
+				defer c.Close()
+				return f(c)
+			}
+			if attempt == qmpDialAttempts || ctx.Err() != nil {
+				return err
+			}
+		}
+	}
+}
 
 // startBackupJobs starts one drive-backup job (sync=full, raw target)
 // per disk in a single QMP transaction, so that all disks are copied as of
-// the same instant. speed is the job's rate limit in bytes/s (0: none).
-func startBackupJobs(ctx context.Context, qmp qmpDialer, disks []disk, targets []string, speed int64) (*backupJobs, error) {
+// the same instant. The job ids are prefix and the drive key. speed is the
+// job's rate limit in bytes/s (0: none). If the transaction fails, jobs it
+// may have started nonetheless (a QMP timeout) are cleaned up.
+func startBackupJobs(ctx context.Context, qmp qmpDialer, prefix string, disks []disk, targets []string, speed int64) (*backupJobs, error) {
 	type driveBackup struct {
 		JobID       string `json:"job-id"`
 		Device      string `json:"device"`
@@ -57,7 +89,7 @@ func startBackupJobs(ctx context.Context, qmp qmpDialer, disks []disk, targets [
 	j := &backupJobs{qmp: qmp}
 	var actions []action
 	for i, d := range disks {
-		id := jobID(d)
+		id := prefix + d.Key
 		actions = append(actions, action{Type: "drive-backup", Data: driveBackup{
 			JobID: id, Device: d.devName(), Target: targets[i], Format: "raw",
 			Sync: "full", Mode: "absolute-paths", AutoDismiss: false, Speed: speed,
@@ -70,9 +102,48 @@ func startBackupJobs(ctx context.Context, qmp qmpDialer, disks []disk, targets [
 		return c.Execute(qctx, "transaction", map[string]any{"actions": actions}, nil)
 	})
 	if err != nil {
+		if cerr := j.cleanup(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
 		return nil, fmt.Errorf("start backup jobs: %w", err)
 	}
 	return j, nil
+}
+
+// jobHooks are the callbacks of copyWithJobs, for its log lines and for
+// what the caller does around the start of the jobs.
+type jobHooks struct {
+	leftover func(ids []string) // left-over jobs of the prefix were cancelled
+	starting func()             // the jobs are about to be started
+	started  func(ids []string) // the jobs started; the wait follows
+	warn     func(error)        // cleaning up the jobs failed
+}
+
+// copyWithJobs copies disks of the running VM vmid point-in-time into the
+// raw files targets: it cancels left-over jobs with the job id prefix,
+// starts one block job per disk in one transaction (speed in bytes/s, 0:
+// none), waits for them to conclude and cleans them up, also when the
+// wait failed or ctx ended.
+func (e *Engine) copyWithJobs(ctx context.Context, vmid int, prefix string, disks []disk, targets []string, speed int64, h jobHooks) error {
+	dial := e.vmDialer(vmid)
+	left, err := cancelLeftovers(ctx, dial, prefix)
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		h.leftover(left)
+	}
+	h.starting()
+	jobs, err := startBackupJobs(ctx, dial, prefix, disks, targets, speed)
+	if err != nil {
+		return err
+	}
+	h.started(jobs.ids)
+	werr := jobs.wait(ctx, nil)
+	if cerr := jobs.cleanup(); cerr != nil {
+		h.warn(cerr)
+	}
+	return werr
 }
 
 // query returns our jobs by id.
@@ -180,16 +251,17 @@ func (j *backupJobs) cleanup() error {
 	}
 }
 
-// cancelLeftovers cancels and dismisses block jobs of an earlier backup
-// that did not clean up (e.g. the daemon died); it returns their ids.
-func cancelLeftovers(ctx context.Context, qmp qmpDialer) ([]string, error) {
+// cancelLeftovers cancels and dismisses block jobs whose id starts with
+// prefix, left by an earlier run that did not clean up (e.g. the daemon
+// died); it returns their ids.
+func cancelLeftovers(ctx context.Context, qmp qmpDialer, prefix string) ([]string, error) {
 	probe := &backupJobs{qmp: qmp}
 	jobs, err := probe.query(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("query block jobs: %w", err)
 	}
 	for id := range jobs {
-		if strings.HasPrefix(id, "vzdump-") {
+		if strings.HasPrefix(id, prefix) {
 			probe.ids = append(probe.ids, id)
 		}
 	}

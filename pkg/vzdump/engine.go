@@ -89,6 +89,9 @@ type Engine struct {
 
 	jobLock sync.Once
 	jobSem  chan struct{}
+	// snapshotRuns holds, per VM id, a semaphore (chan struct{}, cap 1)
+	// that lets one SnapshotDisks of the VM run at a time.
+	snapshotRuns sync.Map
 }
 
 func (e *Engine) now() time.Time {
@@ -482,16 +485,7 @@ func (g *guestRun) collectDisks(ctx context.Context) error {
 		if d.IsCDROM() {
 			continue
 		}
-		included, reason := true, "backup=yes"
-		if b, ok := d.Opts.Bool("backup"); ok {
-			included, reason = b, "backup=no"
-			if b {
-				reason = "backup=yes"
-			}
-		}
-		if d.Interface == "efidisk" && g.cfg.Props["bios"] != "ovmf" {
-			included, reason = false, "efidisk but no OVMF BIOS"
-		}
+		included, reason := backupIncludes(g.cfg.Props, d)
 		if !included {
 			g.log.info("exclude disk '%s' '%s' (%s)", d.Key, d.Volume, reason)
 			continue
@@ -507,24 +501,73 @@ func (g *guestRun) collectDisks(ctx context.Context) error {
 		if d.Volume == "none" {
 			return fmt.Errorf("%s: no volume to back up", d.Key)
 		}
-		path, format, err := g.e.Storage.Resolve(d.Volume)
+		dk, err := g.e.diskOf(ctx, d)
 		if err != nil {
-			return fmt.Errorf("%s: %w", d.Key, err)
+			return err
 		}
-		if f, ok := d.Opts.Get("format"); ok {
-			format = f
-		}
-		size, err := g.e.imageSize(ctx, path, format)
-		if err != nil {
-			return fmt.Errorf("cannot determine size of volume '%s' - %w", d.Volume, err)
-		}
-		sid := ""
-		if !filepath.IsAbs(d.Volume) {
-			sid, _, _ = storage.ParseVolumeID(d.Volume)
-		}
-		g.disks = append(g.disks, disk{Key: d.Key, Volid: d.Volume, Path: path, Format: format, Storage: sid, Size: size})
+		g.disks = append(g.disks, dk)
 	}
 	return nil
+}
+
+// backupIncludes reports whether a backup takes the (non-CD-ROM) drive d
+// of a VM with props, and why (PVE's get_backup_volumes): backup=0 disks
+// are excluded, and efidisks without OVMF.
+func backupIncludes(props qemu.Props, d qemu.Drive) (included bool, reason string) {
+	included, reason = true, "backup=yes"
+	if b, ok := d.Opts.Bool("backup"); ok {
+		included, reason = b, "backup=no"
+		if b {
+			reason = "backup=yes"
+		}
+	}
+	if d.Interface == "efidisk" && props["bios"] != "ovmf" {
+		included, reason = false, "efidisk but no OVMF BIOS"
+	}
+	return included, reason
+}
+
+// diskOf resolves drive d to the disk to read: its file, its format (the
+// drive's format= overrides the volume's) and its virtual size.
+func (e *Engine) diskOf(ctx context.Context, d qemu.Drive) (disk, error) {
+	path, format, err := e.Storage.Resolve(d.Volume)
+	if err != nil {
+		return disk{}, fmt.Errorf("%s: %w", d.Key, err)
+	}
+	if f, ok := d.Opts.Get("format"); ok {
+		format = f
+	}
+	size, err := e.imageSize(ctx, path, format)
+	if err != nil {
+		return disk{}, fmt.Errorf("cannot determine size of volume '%s' - %w", d.Volume, err)
+	}
+	sid := ""
+	if !filepath.IsAbs(d.Volume) {
+		sid, _, _ = storage.ParseVolumeID(d.Volume)
+	}
+	return disk{Key: d.Key, Volid: d.Volume, Path: path, Format: format, Storage: sid, Size: size}, nil
+}
+
+// rawImages returns, per disk of a stopped VM, a raw image to read: a
+// raw disk's file itself, else a raw conversion into dir/<key>.raw. each,
+// if set, is called before each disk (inPlace: the file is read itself).
+func (e *Engine) rawImages(ctx context.Context, disks []disk, dir string, each func(d disk, inPlace bool)) ([]string, error) {
+	paths := make([]string, len(disks))
+	for i, d := range disks {
+		inPlace := d.Format == "raw"
+		if each != nil {
+			each(d, inPlace)
+		}
+		if inPlace {
+			paths[i] = d.Path
+			continue
+		}
+		paths[i] = filepath.Join(dir, d.Key+".raw")
+		if err := e.convertRaw(ctx, d, paths[i]); err != nil {
+			return nil, err
+		}
+	}
+	return paths, nil
 }
 
 // restorePowerState resumes a VM we paused and starts one we stopped.

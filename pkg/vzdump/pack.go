@@ -18,7 +18,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/pvenode/pvenode/pkg/qemu"
 	"github.com/pvenode/pvenode/pkg/storage"
 	"github.com/pvenode/pvenode/pkg/vma"
 )
@@ -135,55 +134,29 @@ func (g *guestRun) prepareSources(ctx context.Context) ([]string, error) {
 			}
 			g.resume = true
 		}
-		dial := func(ctx context.Context, f func(*qemu.QMPClient) error) error {
-			dctx, cancel := context.WithTimeout(ctx, qmpTimeout)
-			c, err := qemu.DialQMP(dctx, g.e.VMs.QMPSocket(g.vmid))
-			cancel()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return f(c)
-		}
-		if left, err := cancelLeftovers(ctx, dial); err != nil {
-			return nil, err
-		} else if len(left) > 0 {
-			g.log.warn("left-over backup job still running inside QEMU - canceled (%s)", strings.Join(left, ", "))
-		}
-		g.log.info("starting backup via QMP command")
-		jobs, err := startBackupJobs(ctx, dial, g.disks, srcs, g.opts.BwLimit*1024)
+		err := g.e.copyWithJobs(ctx, g.vmid, backupJobPrefix, g.disks, srcs, g.opts.BwLimit*1024, jobHooks{
+			leftover: func(ids []string) {
+				g.log.warn("left-over backup job still running inside QEMU - canceled (%s)", strings.Join(ids, ", "))
+			},
+			starting: func() { g.log.info("starting backup via QMP command") },
+			started: func([]string) {
+				g.log.info("started backup task '%s'", formatUUID(g.uuid))
+				if g.resume {
+					g.resume = false
+					g.log.info("resuming VM again after %d seconds", int(time.Since(g.stopTime).Seconds()))
+					if err := g.e.VMs.Resume(ctx, g.vmid); err != nil {
+						g.log.warn("unable to resume VM: %v", err)
+					}
+				}
+			},
+			warn: func(err error) { g.log.warn("%v", err) },
+		})
 		if err != nil {
 			return nil, err
 		}
-		g.log.info("started backup task '%s'", formatUUID(g.uuid))
-		if g.resume {
-			g.resume = false
-			g.log.info("resuming VM again after %d seconds", int(time.Since(g.stopTime).Seconds()))
-			if err := g.e.VMs.Resume(ctx, g.vmid); err != nil {
-				g.log.warn("unable to resume VM: %v", err)
-			}
-		}
-		werr := jobs.wait(ctx, nil)
-		if cerr := jobs.cleanup(); cerr != nil {
-			g.log.warn("%v", cerr)
-		}
-		if werr != nil {
-			return nil, werr
-		}
 		return srcs, nil
 	}
-	for i, d := range g.disks {
-		if d.Format == "raw" {
-			srcs[i] = d.Path
-			continue
-		}
-		tmp := filepath.Join(g.tmpDir, d.Key+".raw")
-		if err := g.convertRaw(ctx, d, tmp); err != nil {
-			return nil, err
-		}
-		srcs[i] = tmp
-	}
-	return srcs, nil
+	return g.e.rawImages(ctx, g.disks, g.tmpDir, nil)
 }
 
 // qemuImg is the qemu-img binary.
@@ -216,8 +189,8 @@ func (e *Engine) imageSize(ctx context.Context, path, format string) (int64, err
 }
 
 // convertRaw writes a sparse raw copy of a non-raw disk.
-func (g *guestRun) convertRaw(ctx context.Context, d disk, dst string) error {
-	cmd := exec.CommandContext(ctx, g.e.qemuImg(), "convert", "-f", d.Format, "-O", "raw", d.Path, dst)
+func (e *Engine) convertRaw(ctx context.Context, d disk, dst string) error {
+	cmd := exec.CommandContext(ctx, e.qemuImg(), "convert", "-f", d.Format, "-O", "raw", d.Path, dst)
 	cmd.WaitDelay = time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
