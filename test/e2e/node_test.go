@@ -182,7 +182,8 @@ func (n *node) run(bin string, args ...string) (string, string, error) {
 }
 
 func (n *node) daemonStartArgs(fg bool, extra []string) []string {
-	args := []string{"start", "--prefix", n.prefix, "--listen", fmt.Sprintf("127.0.0.1:%d", n.dport), "--node", n.name}
+	args := []string{"start", "--prefix", n.prefix, "--listen", fmt.Sprintf("127.0.0.1:%d", n.dport), "--node", n.name,
+		"--proxy-port", strconv.Itoa(n.pport)}
 	if fg {
 		args = append(args, "--foreground")
 	}

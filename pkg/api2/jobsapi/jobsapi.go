@@ -37,6 +37,9 @@ type Deps struct {
 	// ReplicationState reads this node's replication state file; nil
 	// answers the node's replication status with no runs.
 	ReplicationState func() (jobs.ReplicationState, error)
+	// Run runs this node's replication jobs; nil answers the run methods
+	// with 501 (pveproxy forwards them).
+	Run *ReplicationRun
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 }
@@ -54,6 +57,7 @@ func Methods(d *Deps) []api.Method {
 	out = append(out, backupMethods(d)...)
 	out = append(out, jobsMethods(d)...)
 	out = append(out, replicationMethods(d)...)
+	out = append(out, nodeReplicationMethods(d)...)
 	return out
 }
 

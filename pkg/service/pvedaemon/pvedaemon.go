@@ -23,6 +23,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/api2/qemuapi"
 	"github.com/pvenode/pvenode/pkg/api2/vzdumpapi"
 	"github.com/pvenode/pvenode/pkg/jobs"
+	"github.com/pvenode/pvenode/pkg/replication"
 	"github.com/pvenode/pvenode/pkg/storage"
 	"github.com/pvenode/pvenode/pkg/vmm"
 	"github.com/pvenode/pvenode/pkg/vzdump"
@@ -66,6 +67,7 @@ func Spec() daemon.Spec {
 			fs.String("listen", buildinfo.DaemonAddr, "loopback address to listen on (host must be 127.0.0.1)")
 			fs.String("node", "", "node name (default: the host name up to the first dot)")
 			fs.String("pam-service", access.DefaultPAMService, "PAM service of the pam realm")
+			fs.Int("proxy-port", 8006, "port of the other nodes' pveproxy (storage replication sends replicas there)")
 		},
 		New: New,
 	}
@@ -78,8 +80,10 @@ type Service struct {
 	addr string
 	node string
 	pam  string
-	root *pvefs.Root
-	ln   net.Listener
+	// proxyPort is the port of every node's pveproxy.
+	proxyPort int
+	root      *pvefs.Root
+	ln        net.Listener
 	// unixLn is the HTTP socket pveproxy falls back to; muxLn the socket
 	// it forwards through (pkg/apimux), served by mux.
 	unixLn net.Listener
@@ -106,7 +110,8 @@ func New(env daemon.Env) (daemon.Service, error) {
 	}
 	node, _ := env.Flags.GetString("node")
 	pam, _ := env.Flags.GetString("pam-service")
-	return &Service{env: env, log: env.Log, addr: addr, node: node, pam: pam}, nil
+	proxyPort, _ := env.Flags.GetInt("proxy-port")
+	return &Service{env: env, log: env.Log, addr: addr, node: node, pam: pam, proxyPort: proxyPort}, nil
 }
 
 // CheckLoopback refuses any listen address but 127.0.0.1: pvedaemon runs as
@@ -162,6 +167,11 @@ func (s *Service) Listen(ctx context.Context) error {
 		LocalPath: storage.LocalPathUnder(s.env.Paths.Prefix)}
 	qemuDeps := s.newVMs(ctx, root, store)
 	view := clusterstate.NewReader(s.env.Paths.ClusterStateFile())
+	engine := &vzdump.Engine{Config: root, VMs: s.vms, Storage: store, Node: s.node, QemuImg: store.Dir.QemuImg}
+	replState := jobs.ReplicationStateFile{
+		Path:     filepath.Join(s.env.Paths.LibDir, "pve-replication-state.json"),
+		LockPath: filepath.Join(s.env.Paths.LibDir, "pve-replication-state.lck"),
+	}
 	reg := tree.Registry(tree.Deps{
 		Cluster: cluster.Deps{NodeIP: func() string { return nodeIP }, Root: root, Access: s.auth, View: view},
 		Nodes: nodes.Deps{
@@ -180,12 +190,16 @@ func (s *Service) Listen(ctx context.Context) error {
 		Qemu:   qemuDeps,
 		VZDump: &vzdumpapi.Deps{Config: root, Privs: s.auth, Storage: store, Tasks: s.tasks,
 			DefaultsFile: filepath.Join(s.env.Paths.Prefix, vzdumpapi.DefaultDefaultsFile),
-			Engine:       &vzdump.Engine{Config: root, VMs: s.vms, Storage: store, Node: s.node, QemuImg: store.Dir.QemuImg}},
+			Engine:       engine},
 		Jobs: &jobsapi.Deps{Root: root, Access: s.auth,
-			Store: &jobs.Store{Dir: filepath.Join(s.env.Paths.LibDir, "jobs"), LockDir: filepath.Join(s.env.Paths.LockDir, "pve-manager")},
-			ReplicationState: func() (jobs.ReplicationState, error) {
-				return jobs.ReadReplicationState(filepath.Join(s.env.Paths.LibDir, "pve-replication-state.json"))
-			}},
+			Store:            &jobs.Store{Dir: filepath.Join(s.env.Paths.LibDir, "jobs"), LockDir: filepath.Join(s.env.Paths.LockDir, "pve-manager")},
+			ReplicationState: replState.Read,
+			Run: &jobsapi.ReplicationRun{Tasks: s.tasks, Runner: &replication.Runner{
+				Node: s.node, Root: root, Storage: store, Snap: engine, State: replState,
+				LogDir: filepath.Join(s.env.Paths.LogDir, "pve", "replicate"),
+				Send: &replication.HTTPSender{Node: s.node, Root: root, Ticket: s.auth.DaemonTicket,
+					Addr: func(node string) (string, error) { return memberAddr(view, node, s.proxyPort) }},
+			}}},
 	})
 	apiSrv, err := api.NewServer(api.Config{
 		Registry: reg, Auth: s.auth, Mode: api.ModeDaemon, NodeName: s.node, Log: s.log,
@@ -472,4 +486,26 @@ func serviceGID() int {
 	}
 	gid, _ := strconv.Atoi(g.Gid)
 	return gid
+}
+
+// memberAddr is where a cluster member's pveproxy listens: its address in
+// pvestatd's view of the cluster (else its name), on the cluster's pveproxy
+// port.
+func memberAddr(view *clusterstate.Reader, node string, port int) (string, error) {
+	v, err := view.View()
+	if err != nil {
+		return "", fmt.Errorf("cluster view: %w", err)
+	}
+	m := v.Member(node)
+	if m == nil {
+		return "", fmt.Errorf("node '%s' is not a cluster member", node)
+	}
+	if !m.Online {
+		return "", fmt.Errorf("node '%s' is offline", node)
+	}
+	host := m.IP
+	if host == "" {
+		host = node
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
 }

@@ -91,9 +91,13 @@ func (s *Service) Listen(ctx context.Context) error {
 			LockDir: lockDir,
 		},
 		Status: TaskStatusFrom(tm),
+		Replication: jobs.ReplicationStateFile{
+			Path:     filepath.Join(s.env.Paths.LibDir, "pve-replication-state.json"),
+			LockPath: filepath.Join(s.env.Paths.LibDir, "pve-replication-state.lck"),
+		},
 		Runner: NewDaemonRunner(s.node, s.env.Paths.DaemonSocket(), auth.DaemonTicket),
 	}
-	if s.watch, err = root.Watch(jobs.JobsFile); err != nil {
+	if s.watch, err = root.Watch(jobs.JobsFile, jobs.ReplicationFile); err != nil {
 		return err
 	}
 	return nil
@@ -124,18 +128,34 @@ func (s *Service) Serve(ctx context.Context) error {
 		select {
 		case <-s.stop:
 			return nil
-		case <-s.watch.Events():
+		case name := <-s.watch.Events():
+			if name == jobs.ReplicationFile {
+				if err := s.sched.ReloadReplication(); err != nil {
+					s.log.Error("reading replication.cfg", "err", err)
+				}
+				continue
+			}
 			if err := s.sched.Reload(); err != nil {
 				s.log.Error("reading jobs.cfg", "err", err)
 			}
 		case <-tick.C:
 			s.sched.RefreshStates()
+			// guests move between nodes: their replication jobs follow
+			if err := s.sched.ReloadReplication(); err != nil {
+				s.log.Error("reading replication.cfg", "err", err)
+			}
 		}
 	}
 }
 
-// Reload re-reads jobs.cfg (it is also re-read on every change).
-func (s *Service) Reload(ctx context.Context) error { return s.sched.Reload() }
+// Reload re-reads jobs.cfg and replication.cfg (they are also re-read on
+// every change).
+func (s *Service) Reload(ctx context.Context) error {
+	if err := s.sched.Reload(); err != nil {
+		return err
+	}
+	return s.sched.ReloadReplication()
+}
 
 // Shutdown stops firing; job tasks already started run on in pvedaemon.
 func (s *Service) Shutdown(ctx context.Context) error {

@@ -3,6 +3,7 @@ package pvescheduler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -67,13 +68,32 @@ func NewDaemonRunner(node, socket string, tickets TicketSource) *DaemonRunner {
 
 // RunVZDump starts the job's backup task and returns its UPID.
 func (r *DaemonRunner) RunVZDump(ctx context.Context, job jobs.VZDumpJob) (string, error) {
+	upid, err := r.post(ctx, "/vzdump", VZDumpParams(job))
+	if err != nil {
+		return "", fmt.Errorf("vzdump: %w", err)
+	}
+	return upid, nil
+}
+
+// RunReplication starts a run of the replication job as a task of
+// pvedaemon (where the VM's lock is) and returns its UPID.
+func (r *DaemonRunner) RunReplication(ctx context.Context, jobID string) (string, error) {
+	upid, err := r.post(ctx, "/replication/"+url.PathEscape(jobID)+"/pvenode-run", url.Values{})
+	if err != nil {
+		return "", fmt.Errorf("replication: %w", err)
+	}
+	return upid, nil
+}
+
+// post calls a method of this node below /nodes/{node} as root@pam and
+// returns the UPID it answers.
+func (r *DaemonRunner) post(ctx context.Context, path string, params url.Values) (string, error) {
 	tk, csrf, err := r.Ticket(ctx, "root@pam")
 	if err != nil {
 		return "", err
 	}
-	body := VZDumpParams(job).Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
-		"http://localhost/api2/json/nodes/"+url.PathEscape(r.Node)+"/vzdump", strings.NewReader(body))
+		"http://localhost/api2/json/nodes/"+url.PathEscape(r.Node)+path, strings.NewReader(params.Encode()))
 	if err != nil {
 		return "", err
 	}
@@ -103,11 +123,11 @@ func (r *DaemonRunner) RunVZDump(ctx context.Context, job jobs.VZDumpJob) (strin
 		for k, e := range env.Errors {
 			msg += fmt.Sprintf("; %s: %s", k, e)
 		}
-		return "", fmt.Errorf("vzdump: %s", msg)
+		return "", errors.New(msg)
 	}
 	var upid string
 	if err := json.Unmarshal(env.Data, &upid); err != nil || upid == "" {
-		return "", fmt.Errorf("vzdump: unexpected answer %q", data)
+		return "", fmt.Errorf("unexpected answer %q", data)
 	}
 	return upid, nil
 }

@@ -18,6 +18,7 @@ import (
 // Runner starts one job's work and returns the UPID of the task doing it.
 type Runner interface {
 	RunVZDump(ctx context.Context, job jobs.VZDumpJob) (upid string, err error)
+	RunReplication(ctx context.Context, jobID string) (upid string, err error)
 }
 
 // Firing is one job start, for logs and measurements.
@@ -39,16 +40,21 @@ type Scheduler struct {
 	Store  *jobs.Store
 	Status jobs.TaskStatus
 	Runner Runner
-	Log    *slog.Logger
+	// Replication is the node's replication state file; ReplPoll how often
+	// a replication job's state is looked at (default DefaultReplPoll).
+	Replication jobs.ReplicationStateFile
+	ReplPoll    time.Duration
+	Log         *slog.Logger
 	// Location is the time zone calendar events without UTC are read in;
 	// nil is time.Local.
 	Location *time.Location
 	// OnFire, if set, is told of every job start (tests, benchmarks).
 	OnFire func(Firing)
 
-	mu      sync.Mutex // guards cron, entries, first
+	mu      sync.Mutex // guards cron, entries, repl, first
 	cron    *cron.Cron
 	entries map[string]cron.EntryID
+	repl    map[string]cron.EntryID
 	first   bool
 	wg      sync.WaitGroup
 }
@@ -90,10 +96,14 @@ func (s *Scheduler) Start() error {
 	s.mu.Lock()
 	s.cron = cron.New(cron.WithLocation(s.loc()))
 	s.entries = map[string]cron.EntryID{}
+	s.repl = map[string]cron.EntryID{}
 	s.first = true
 	s.mu.Unlock()
 	s.cron.Start()
-	return s.Reload()
+	if err := s.Reload(); err != nil {
+		return err
+	}
+	return s.ReloadReplication()
 }
 
 // Stop stops firing and waits for job starts under way.

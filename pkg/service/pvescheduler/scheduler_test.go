@@ -2,6 +2,7 @@ package pvescheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,8 +23,11 @@ import (
 type taskRunner struct {
 	tm *tasks.Manager
 
-	mu    sync.Mutex
-	calls []string
+	mu       sync.Mutex
+	calls    []string
+	repl     []string
+	replFail bool
+	state    jobs.ReplicationStateFile
 }
 
 func (r *taskRunner) RunVZDump(ctx context.Context, job jobs.VZDumpJob) (string, error) {
@@ -38,6 +42,33 @@ func (r *taskRunner) RunVZDump(ctx context.Context, job jobs.VZDumpJob) (string,
 	r.calls = append(r.calls, job.ID)
 	r.mu.Unlock()
 	return u.String(), nil
+}
+
+// RunReplication stands in for pvedaemon's run: it records the call and
+// the run's start and end in the real state file, as the run does.
+func (r *taskRunner) RunReplication(ctx context.Context, id string) (string, error) {
+	r.mu.Lock()
+	r.repl = append(r.repl, id)
+	fail := r.replFail
+	r.mu.Unlock()
+	now := time.Now().Unix()
+	err := r.state.Update(100, "node2", func(st jobs.ReplicationJobState) *jobs.ReplicationJobState {
+		st.LastTry = now
+		if fail {
+			st.FailCount++
+			st.Error = "target offline"
+		} else {
+			st.LastSync, st.FailCount, st.Error = now, 0, ""
+		}
+		return &st
+	})
+	return "UPID:node1:00000001:00000001:00000001:pvesr:" + id + ":root@pam:", err
+}
+
+func (r *taskRunner) replRuns() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.repl)
 }
 
 func (r *taskRunner) count() int {
@@ -66,7 +97,11 @@ func newLab(t testing.TB) *lab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tm.Close(context.Background()) })
-	return &lab{t: t, dir: dir, root: root, tm: tm, runner: &taskRunner{tm: tm}, fired: make(chan Firing, 16)}
+	state := jobs.ReplicationStateFile{Path: filepath.Join(dir, "lib", "repl.json"), LockPath: filepath.Join(dir, "lib", "repl.lck")}
+	if err := os.MkdirAll(filepath.Join(dir, "lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &lab{t: t, dir: dir, root: root, tm: tm, runner: &taskRunner{tm: tm, state: state}, fired: make(chan Firing, 16)}
 }
 
 func (l *lab) scheduler() *Scheduler {
@@ -74,6 +109,7 @@ func (l *lab) scheduler() *Scheduler {
 		Node: "node1", Root: l.root, Location: time.UTC,
 		Store:  &jobs.Store{Dir: filepath.Join(l.dir, "lib", "jobs"), LockDir: filepath.Join(l.dir, "lock")},
 		Status: TaskStatusFrom(l.tm), Runner: l.runner,
+		Replication: l.runner.state, ReplPoll: 500 * time.Millisecond,
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnFire: func(f Firing) { l.fired <- f },
 	}
@@ -266,6 +302,10 @@ func (r *blockingRunner) RunVZDump(ctx context.Context, job jobs.VZDumpJob) (str
 	return u.String(), err
 }
 
+func (r *blockingRunner) RunReplication(ctx context.Context, id string) (string, error) {
+	return "", errors.New("no replication in this test")
+}
+
 func (r *blockingRunner) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -296,5 +336,59 @@ func TestVZDumpParams(t *testing.T) {
 	want := "all=1&exclude-path=%2Fa&exclude-path=%2Fb&job-id=backup-x&mode=snapshot&node=node1&quiet=1&storage=local"
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+// Replication jobs of the guests on this node run as PVE schedules them: a
+// new job at once, then on its schedule; schedule_now (last_try = 0) runs
+// it again within the poll interval; after a failure the next try waits
+// PVE's 5 minutes; a job of a guest on another node is left alone.
+func TestReplicationJobs(t *testing.T) {
+	l := newLab(t)
+	for _, f := range []struct{ name, text string }{
+		{"nodes/node1/qemu-server/100.conf", "memory: 64\n"},
+		{"nodes/node2/qemu-server/101.conf", "memory: 64\n"},
+		{jobs.ReplicationFile, "local: 100-0\n\ttarget node2\n\n" + "local: 101-0\n\ttarget node1\n\n"},
+	} {
+		if d := filepath.Dir(f.name); d != "." {
+			if err := l.root.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.root.WriteFile(f.name, []byte(f.text), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := l.scheduler()
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	f, ok := l.waitFire(3 * time.Second)
+	if !ok || f.Job != "replication/100-0" || f.Err != nil {
+		t.Fatalf("first run: %+v %v", f, ok)
+	}
+	if f, ok := l.waitFire(2 * time.Second); ok {
+		t.Fatalf("ran again before its schedule: %+v", f)
+	}
+	// schedule_now
+	l.runner.mu.Lock()
+	l.runner.replFail = true
+	l.runner.mu.Unlock()
+	if err := l.runner.state.Update(100, "node2", func(st jobs.ReplicationJobState) *jobs.ReplicationJobState {
+		st.LastTry = 0
+		return &st
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if f, ok := l.waitFire(3 * time.Second); !ok || f.Job != "replication/100-0" {
+		t.Fatalf("schedule_now: %+v %v", f, ok)
+	}
+	// failed: the next try is 5 minutes later
+	if f, ok := l.waitFire(2 * time.Second); ok {
+		t.Fatalf("retried at once after a failure: %+v", f)
+	}
+	if n := l.runner.replRuns(); n != 2 {
+		t.Fatalf("%d runs, want 2", n)
 	}
 }
