@@ -40,9 +40,9 @@ type Snapshotter interface {
 }
 
 // Sender writes one raw disk image as a volume of a storage on another
-// node.
+// node (*HTTPSender).
 type Sender interface {
-	Send(ctx context.Context, node, storage, volname string, size int64, r io.Reader) error
+	Send(ctx context.Context, node, storage, volname string, size int64, src io.ReaderAt) (SendStats, error)
 }
 
 // Log receives a run's log lines (a task log).
@@ -178,15 +178,18 @@ func (r *Runner) Run(ctx context.Context, j jobs.ReplicationJob, l Log) (err err
 			return err
 		}
 		t0 := r.now()
-		out.Printf("full sync '%s' (%s)", d.VolID, formatSize(d.Size))
-		err = r.Send.Send(ctx, j.Target, sid, volname, d.Size, f)
+		st, err := r.Send.Send(ctx, j.Target, sid, volname, d.Size, f)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("sync '%s' to node '%s': %w", d.VolID, j.Target, err)
 		}
 		secs := r.now().Sub(t0).Seconds()
-		out.Printf("sent '%s' to node '%s': %s in %.1fs (%.1f MiB/s)", d.VolID, j.Target, formatSize(d.Size), secs,
-			float64(d.Size)/(1<<20)/max(secs, 0.001))
+		kind := "full sync"
+		if st.Incremental {
+			kind = "incremental sync"
+		}
+		out.Printf("%s '%s' (%s) to node '%s': %d of %d chunks changed, %s sent in %.1fs", kind, d.VolID,
+			formatSize(d.Size), j.Target, st.Changed, st.Chunks, formatSize(st.Bytes), secs)
 	}
 	out.stores = stores
 	return nil

@@ -89,6 +89,16 @@ func (d *Dir) checkReplicaVolume(volname string) (string, *Volume, error) {
 // or a failed conversion leave the existing volume untouched and remove the
 // temporary files.
 func (d *Dir) ImportRaw(ctx context.Context, volname string, size int64, r io.Reader) error {
+	return d.importReplica(ctx, volname, size, func(f *os.File, sums []byte) error {
+		return writeSparse(ctx, f, size, r, sums)
+	})
+}
+
+// importReplica runs an import whose data fill writes into the sparse
+// temporary file f (size bytes) and the chunk checksums into sums; the
+// rest (checks, conversion, sync, rename, checksum file) is common to
+// full and delta imports.
+func (d *Dir) importReplica(ctx context.Context, volname string, size int64, fill func(f *os.File, sums []byte) error) error {
 	path, v, err := d.checkReplicaVolume(volname)
 	if err != nil {
 		return err
@@ -129,7 +139,8 @@ func (d *Dir) ImportRaw(ctx context.Context, volname string, size int64, r io.Re
 	if err != nil {
 		return fmt.Errorf("import of '%s' on storage '%s': create temporary file: %v", volname, d.ID, err)
 	}
-	werr := writeSparse(ctx, f, size, r)
+	sums := make([]byte, sumCount(size)*sumLen)
+	werr := fill(f, sums)
 	if werr == nil && v.Format == "raw" {
 		werr = finishFile(f)
 	}
@@ -160,8 +171,15 @@ func (d *Dir) ImportRaw(ctx context.Context, volname string, size int64, r io.Re
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("import of '%s' on storage '%s': %w", volname, d.ID, err)
 	}
+	// The old checksums go first: a crash between the rename and the new
+	// checksum file leaves a replica without checksums (the next sync is
+	// a full one), never one with wrong checksums.
+	_ = os.Remove(sumsPath(path))
 	if err := os.Rename(final, path); err != nil {
 		return fmt.Errorf("import of '%s' on storage '%s': %v", volname, d.ID, err)
+	}
+	if err := writeSums(path, size, sums); err != nil {
+		return fmt.Errorf("import of '%s' on storage '%s': checksums: %v", volname, d.ID, err)
 	}
 	if df, err := os.Open(dir); err == nil {
 		_ = df.Sync()
@@ -172,7 +190,7 @@ func (d *Dir) ImportRaw(ctx context.Context, volname string, size int64, r io.Re
 
 // writeSparse copies exactly size bytes from r into f, leaving all-zero
 // chunks as holes, then reads on to make sure r ends there.
-func writeSparse(ctx context.Context, f *os.File, size int64, r io.Reader) error {
+func writeSparse(ctx context.Context, f *os.File, size int64, r io.Reader, sums []byte) error {
 	buf := make([]byte, importChunk)
 	zero := make([]byte, importChunk)
 	var off int64
@@ -198,6 +216,7 @@ func writeSparse(ctx context.Context, f *os.File, size int64, r io.Reader) error
 				return fmt.Errorf("write: %v", err)
 			}
 		}
+		putSum(sums, off, buf[:n])
 		off += int64(n)
 	}
 	// The stream must end here; reading to its end also lets a reader that

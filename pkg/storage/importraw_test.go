@@ -57,6 +57,8 @@ func rawContent(t *testing.T, path, format string) []byte {
 }
 
 // dirNames lists the names in dir, dot files included.
+// dirNames lists dir without the replicas' checksum files, which belong
+// with them (replicadelta.go).
 func dirNames(t *testing.T, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -65,7 +67,9 @@ func dirNames(t *testing.T, dir string) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		out = append(out, e.Name())
+		if !strings.HasSuffix(e.Name(), ".pvenode-sums") {
+			out = append(out, e.Name())
+		}
 	}
 	return out
 }

@@ -188,7 +188,7 @@ func TestScheduledBackupRestore(t *testing.T) {
 func rawSum(t *testing.T, img string) string {
 	t.Helper()
 	tmp := filepath.Join(t.TempDir(), "raw")
-	if out, err := exec.Command("qemu-img", "convert", "-O", "raw", img, tmp).CombinedOutput(); err != nil {
+	if out, err := exec.Command("qemu-img", "convert", "-U", "-O", "raw", img, tmp).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img convert %s: %v\n%s", img, err, out)
 	}
 	f, err := os.Open(tmp)

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -106,7 +108,11 @@ func TestReplication(t *testing.T) {
 		t.Errorf("VM %s after replication", vm.Status)
 	}
 
-	// schedule_now: runs again within seconds.
+	// The guest's disk changes (2 MiB written into the raw disk through
+	// QEMU); schedule_now runs the job again within seconds, and only the
+	// changed chunks go over.
+	hmp(t, filepath.Join(a.prefix, "run/qemu-server/100.qmp"), `qemu-io drive-scsi1 "write -P 0x99 100M 2M"`)
+	want[1] = rawSum(t, src[1])
 	first := st.LastSync
 	if r := ca.must(http.MethodPost, api+"/nodes/"+a.name+"/replication/100-0/schedule_now", nil, nil); r.status != http.StatusOK {
 		t.Fatalf("schedule_now: %d %s", r.status, r.body)
@@ -115,6 +121,21 @@ func TestReplication(t *testing.T) {
 	if st.FailCount != 0 {
 		t.Fatalf("second run failed: %+v", st)
 	}
+	for i, name := range []string{"vm-100-disk-0.qcow2", "vm-100-disk-1.raw"} {
+		if got := rawSum(t, filepath.Join(dstImages, name)); got != want[i] {
+			t.Errorf("replica %s after the incremental sync: sha256 %s, source %s", name, got, want[i])
+		}
+	}
+	log = replLog(t, ca, a.name)
+	for _, line := range []string{
+		"incremental sync 'local:100/vm-100-disk-0.qcow2' (1.0 GiB) to node '" + b.name + "': 0 of 16384 chunks changed",
+		"incremental sync 'local:100/vm-100-disk-1.raw' (1.0 GiB) to node '" + b.name + "': 32 of 16384 chunks changed, 2.0 MiB sent",
+	} {
+		if !strings.Contains(log, line) {
+			t.Errorf("second run's log lacks %q:\n%s", line, log)
+		}
+	}
+	t.Logf("incremental sync (2 MiB changed of 2 GiB) took %.1fs", st.Duration)
 
 	// The target's pveproxy down: the run fails, the state says why.
 	if err := b.stop("pveproxy"); err != nil {
@@ -156,4 +177,44 @@ func replLog(t *testing.T, c *client, node string) string {
 		b.WriteString(l.T + "\n")
 	}
 	return b.String()
+}
+
+// hmp runs a human monitor command in a VM through its QMP socket.
+func hmp(t *testing.T, socket, cmd string) {
+	t.Helper()
+	conn, err := net.DialTimeout("unix", socket, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	dec := json.NewDecoder(conn)
+	var greeting map[string]any
+	if err := dec.Decode(&greeting); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []map[string]any{
+		{"execute": "qmp_capabilities"},
+		{"execute": "human-monitor-command", "arguments": map[string]any{"command-line": cmd}},
+	} {
+		if err := json.NewEncoder(conn).Encode(req); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			var resp map[string]any
+			if err := dec.Decode(&resp); err != nil {
+				t.Fatal(err)
+			}
+			if _, ev := resp["event"]; ev {
+				continue
+			}
+			if e, bad := resp["error"]; bad {
+				t.Fatalf("%s: %v", cmd, e)
+			}
+			if out, _ := resp["return"].(string); strings.Contains(out, "rror") {
+				t.Fatalf("%s: %s", cmd, out)
+			}
+			break
+		}
+	}
 }

@@ -90,7 +90,7 @@ func Methods(d Deps) []api.Method {
 			Returns:     statusReturns(),
 			Handle:      d.status,
 		},
-	}, append(append(append(append(append(d.taskMethods(), d.storageMethods()...), d.rrdMethods()...), d.termMethods()...), d.pruneMethods()...), d.replicaMethod())...)
+	}, append(append(append(append(append(d.taskMethods(), d.storageMethods()...), d.rrdMethods()...), d.termMethods()...), d.pruneMethods()...), d.replicaMethod(), d.replicaSumsMethod())...)
 }
 
 // minimalEntry is the GET /nodes element of a caller who may not audit the

@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -41,10 +42,57 @@ func (d Deps) replicaMethod() api.Method {
 			"volume":   api.Str().MaxLen(255).TT("<string>"),
 			"size":     api.Int().Min(1).TT("<integer> (1 - N)"),
 			"filename": api.Str().MaxLen(255).Opt().TT("<string>"),
+			"delta":    api.Str().Pat(`[0-9a-f]{64}`).Opt().TT("<string>"),
 		},
 		Returns: api.Null(),
 		Handle:  d.replicaImport,
 	}
+}
+
+// replicaSumsMethod declares GET /nodes/{node}/storage/{storage}/pvenode-replica:
+// the checksums the source computes a delta against.
+func (d Deps) replicaSumsMethod() api.Method {
+	return api.Method{
+		Name: "pvenode_replica_sums", Path: "/nodes/{node}/storage/{storage}/pvenode-replica", HTTP: "GET",
+		Description: "Checksums of a storage replica's 64 KiB chunks, for an incremental sync (pvenode extension).",
+		Protected:   true,
+		ProxyTo:     "node",
+		Permissions: api.Permissions{Description: "Only root@pam."},
+		Params: map[string]*api.Schema{
+			"node":    api.Str().Fmt("pve-node").TT("<string>"),
+			"storage": api.Str().Fmt("pve-storage-id").TT("<storage ID>"),
+			"volume":  api.Str().MaxLen(255).TT("<string>"),
+		},
+		Returns: api.Obj(map[string]*api.Schema{
+			"exists": api.Bool(),
+			"size":   api.Int().Opt(),
+			"chunk":  api.Int().Opt(),
+			"digest": api.Str().Opt(),
+			"sums":   api.Str().Opt(),
+		}),
+		Handle: d.replicaSums,
+	}
+}
+
+// replicaSums answers the replica's chunk checksums (base64), or exists=0
+// when there is no replica to build on.
+func (d Deps) replicaSums(ctx context.Context, r *api.Request) (any, error) {
+	if r.Identity.AuthID != api.RootUser {
+		return nil, api.Errorf(http.StatusForbidden, "Permission check failed (user != root@pam)")
+	}
+	dir, _, volname, err := d.replicaTarget(r)
+	if err != nil {
+		return nil, err
+	}
+	size, sums, ok, err := dir.ReplicaSums(volname)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return map[string]any{"exists": 0}, nil
+	}
+	return map[string]any{"exists": 1, "size": size, "chunk": storage.ChunkSize,
+		"digest": storage.SumsDigest(size, sums), "sums": base64.StdEncoding.EncodeToString(sums)}, nil
 }
 
 // replicaImport is POST .../pvenode-replica: it checks the target, then
@@ -64,7 +112,8 @@ func (d Deps) replicaImport(ctx context.Context, r *api.Request) (any, error) {
 	if size < 1 {
 		return nil, api.ParamError(map[string]string{"size": "must be at least 1"})
 	}
-	if max := r.Upload.MaxSize; max >= 0 {
+	base := p.Get("delta")
+	if max := r.Upload.MaxSize; max >= 0 && base == "" {
 		if max < size {
 			return nil, api.Errorf(http.StatusBadRequest,
 				"request body of %d bytes cannot hold the %d byte image", max, size)
@@ -78,13 +127,20 @@ func (d Deps) replicaImport(ctx context.Context, r *api.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := dir.ImportRaw(ctx, volname, size, r.Upload); err != nil {
+	if base != "" {
+		err = dir.ImportDelta(ctx, volname, size, base, r.Upload)
+	} else {
+		err = dir.ImportRaw(ctx, volname, size, r.Upload)
+	}
+	if err != nil {
 		var ae *api.Error
 		switch {
 		case errors.As(err, &ae):
 			return nil, ae // the upload's body failed (cut short, stalled)
 		case errors.Is(err, storage.ErrStreamSize):
 			return nil, api.Errorf(http.StatusBadRequest, "%v", err)
+		case errors.Is(err, storage.ErrDeltaBase):
+			return nil, api.Errorf(http.StatusConflict, "%v", err)
 		}
 		return nil, fmt.Errorf("replica import of '%s' failed: %w", volid, err)
 	}

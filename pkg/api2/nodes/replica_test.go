@@ -100,11 +100,11 @@ func (e *replEnv) post(user, sid string, b io.Reader, length int64) (int, envelo
 }
 
 // files lists the files below the storage "rep", relative to it, dot
-// files (temporary files) included.
+// files (temporary files) included, but not the replicas' checksum files.
 func (e *replEnv) files() []string {
 	var out []string
 	_ = filepath.WalkDir(e.rep, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".pvenode-sums") {
 			rel, _ := filepath.Rel(e.rep, p)
 			out = append(out, rel)
 		}
