@@ -2,9 +2,11 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/pvenode/pvenode/pkg/reqinfo"
 )
@@ -143,4 +145,43 @@ func writeSpiceConfig(w http.ResponseWriter, data any) {
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
+}
+
+// AnswerError is a PVE API call's failure as a client sees it: the HTTP
+// status and the envelope's message, with the per-parameter errors.
+type AnswerError struct {
+	Status  int
+	Message string
+}
+
+func (e *AnswerError) Error() string { return e.Message }
+
+// DecodeAnswer reads a PVE API answer (the JSON envelope) as a client
+// does: for status 200 the data goes into out (if not nil); otherwise the
+// result is an *AnswerError with the message (else the status line) and
+// the per-parameter errors sorted by name.
+func DecodeAnswer(status int, statusLine string, body []byte, out any) error {
+	var env struct {
+		Data    json.RawMessage   `json:"data"`
+		Message string            `json:"message"`
+		Errors  map[string]string `json:"errors"`
+	}
+	_ = json.Unmarshal(body, &env)
+	if status != http.StatusOK {
+		msg := strings.TrimSpace(env.Message)
+		if msg == "" {
+			msg = statusLine
+		}
+		for _, k := range sortedKeys(env.Errors) {
+			msg += fmt.Sprintf("; %s: %s", k, env.Errors[k])
+		}
+		return &AnswerError{Status: status, Message: msg}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(env.Data, out); err != nil {
+		return fmt.Errorf("unexpected answer %.200q: %w", body, err)
+	}
+	return nil
 }

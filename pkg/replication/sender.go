@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -132,34 +131,13 @@ func (c *nodeConn) call(ctx context.Context, method, path string, query url.Valu
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	var env struct {
-		Data    json.RawMessage   `json:"data"`
-		Message string            `json:"message"`
-		Errors  map[string]string `json:"errors"`
+	err = api.DecodeAnswer(resp.StatusCode, resp.Status, answer, out)
+	var ae *api.AnswerError
+	if errors.As(err, &ae) {
+		ae.Message = fmt.Sprintf("node '%s': %s", c.node, ae.Message)
 	}
-	_ = json.Unmarshal(answer, &env)
-	if resp.StatusCode != http.StatusOK {
-		msg := strings.TrimSpace(env.Message)
-		if msg == "" {
-			msg = resp.Status
-		}
-		for k, v := range env.Errors {
-			msg += fmt.Sprintf("; %s: %s", k, v)
-		}
-		return &callError{status: resp.StatusCode, msg: fmt.Sprintf("node '%s': %s", c.node, msg)}
-	}
-	if out != nil {
-		return json.Unmarshal(env.Data, out)
-	}
-	return nil
+	return err
 }
-
-type callError struct {
-	status int
-	msg    string
-}
-
-func (e *callError) Error() string { return e.msg }
 
 func watchProgress(ctx context.Context, p *progressReader, idle time.Duration, cancel func()) {
 	t := time.NewTicker(idle / 4)
@@ -200,8 +178,8 @@ func (s *HTTPSender) Send(ctx context.Context, node, sid, volname string, size i
 		return SendStats{}, err
 	}
 	st, err := send(ctx, c, path, volname, size, src, have)
-	var ce *callError
-	if st.Incremental && errors.As(err, &ce) && ce.status == http.StatusConflict {
+	var ae *api.AnswerError
+	if st.Incremental && errors.As(err, &ae) && ae.Status == http.StatusConflict {
 		// The replica changed since its checksums were read: send it whole.
 		return send(ctx, c, path, volname, size, src, replicaSums{})
 	}

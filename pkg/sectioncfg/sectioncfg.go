@@ -14,12 +14,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/pvenode/pvenode/pkg/api"
+	"github.com/pvenode/pvenode/pkg/sectiontext"
 )
 
 // Type is one section type: its options and how its IDs look.
@@ -79,12 +79,6 @@ func (e *ParseError) Error() string {
 	return b.String()
 }
 
-var (
-	headerRE  = regexp.MustCompile(`^(\S+):\s*(\S+)\s*$`)
-	keyRE     = regexp.MustCompile(`^\s+(\S+)(?:\s+(.*\S))?\s*$`)
-	commentRE = regexp.MustCompile(`^\s*#`)
-)
-
 // Parse reads a section-config file with the given types. The returned
 // Config holds what PVE would see; the error joins every *ParseError.
 func Parse(name string, data []byte, types []*Type) (*Config, error) {
@@ -98,100 +92,63 @@ func Parse(name string, data []byte, types []*Type) (*Config, error) {
 	bad := func(line int, sec, key, msg string) {
 		errs = append(errs, &ParseError{File: name, Line: line, Section: sec, Key: key, Msg: msg})
 	}
-	lines := strings.Split(string(data), "\n")
-	i := 0
-	next := func() (string, int, bool) {
-		for i < len(lines) {
-			l := lines[i]
-			i++
-			if commentRE.MatchString(l) {
-				continue
-			}
-			return l, i, true
-		}
-		return "", i, false
+	sections, stray := sectiontext.Scan(data)
+	for _, l := range stray {
+		bad(l.N, "", "", "ignore config line: "+l.Text)
 	}
-	for {
-		line, n, ok := next()
-		if !ok {
-			break
-		}
-		if line == "" {
-			continue
-		}
-		m := headerRE.FindStringSubmatch(line)
-		if m == nil {
-			bad(n, "", "", "ignore config line: "+line)
-			continue
-		}
-		typ, id := m[1], m[2]
+	for _, raw := range sections {
+		typ, id := raw.Type, raw.ID
 		t := byName[typ]
-		skip := false
-		switch {
-		case t == nil:
-			// kept verbatim below
-		case t.CheckID != nil:
+		if t != nil && t.CheckID != nil {
 			nid, err := t.CheckID(id)
 			if err != nil {
-				bad(n, "", "", fmt.Sprintf("skip section '%s': %v", id, err))
-				skip = true
+				bad(raw.Line, "", "", fmt.Sprintf("skip section '%s': %v", id, err))
+				continue
 			}
 			id = nid
 		}
-		sec := &Section{Type: typ, ID: id, Line: n, Opts: map[string]string{}, Lists: map[string][]string{}}
-		for {
-			l, ln, ok := next()
-			if !ok || l == "" {
-				break
-			}
-			if skip {
-				continue
-			}
+		sec := &Section{Type: typ, ID: id, Line: raw.Line, Opts: map[string]string{}, Lists: map[string][]string{}}
+		for _, o := range raw.Body {
 			if t == nil {
-				sec.Raw = append(sec.Raw, l)
+				// a type the caller did not give: kept verbatim
+				sec.Raw = append(sec.Raw, o.Text)
 				continue
 			}
-			km := keyRE.FindStringSubmatch(l)
-			if km == nil {
-				bad(ln, id, "", "ignore config line: "+l)
+			if !o.OK {
+				bad(o.N, id, "", "ignore config line: "+o.Text)
 				continue
 			}
-			k, v := km[1], km[2]
-			s, known := t.Props[k]
+			s, known := t.Props[o.Key]
 			if !known {
-				bad(ln, id, "", fmt.Sprintf("ignore unknown property '%s'", k))
+				bad(o.N, id, "", fmt.Sprintf("ignore unknown property '%s'", o.Key))
 				continue
 			}
-			if strings.TrimSpace(l) == k && s.Type == "boolean" {
+			v := o.Value
+			if !o.HasValue && s.Type == "boolean" {
 				v = "1"
 			}
 			if err := api.CheckValue(s, v); err != nil {
-				bad(ln, id, k, err.Error())
+				bad(o.N, id, o.Key, err.Error())
 				continue
 			}
 			if s.Type == "array" {
-				sec.Lists[k] = append(sec.Lists[k], v)
+				sec.Lists[o.Key] = append(sec.Lists[o.Key], v)
 				continue
 			}
-			if _, dup := sec.Opts[k]; dup {
-				bad(ln, id, k, "duplicate attribute")
+			if _, dup := sec.Opts[o.Key]; dup {
+				bad(o.N, id, o.Key, "duplicate attribute")
 				continue
 			}
-			sec.Opts[k] = v
+			sec.Opts[o.Key] = v
 		}
-		if skip {
-			continue
-		}
-		if t == nil {
-			cfg.Sections = append(cfg.Sections, sec)
-			continue
-		}
-		if missing := t.missing(sec); missing != "" {
-			bad(n, "", "", fmt.Sprintf("skip section '%s': missing value for required option '%s'", id, missing))
-			continue
+		if t != nil {
+			if missing := t.missing(sec); missing != "" {
+				bad(raw.Line, "", "", fmt.Sprintf("skip section '%s': missing value for required option '%s'", id, missing))
+				continue
+			}
 		}
 		if j := cfg.Index(id); j >= 0 {
-			bad(n, id, "", "duplicate section ID, the earlier definition is dropped")
+			bad(raw.Line, id, "", "duplicate section ID, the earlier definition is dropped")
 			cfg.Sections = slices.Delete(cfg.Sections, j, j+1)
 		}
 		cfg.Sections = append(cfg.Sections, sec)

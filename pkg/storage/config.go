@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/pvenode/pvenode/pkg/sectiontext"
 )
 
 // DefaultConfig is the storage.cfg a freshly installed PVE node has (written by
@@ -69,12 +71,7 @@ var ErrNotFound = errors.New("storage does not exist")
 // ErrExists is returned (wrapped) by Add when the storage ID is already defined.
 var ErrExists = errors.New("storage ID already defined")
 
-var (
-	headerRE = regexp.MustCompile(`^(\S+):\s*(\S+)\s*$`)
-	keyRE    = regexp.MustCompile(`^\s+(\S+)(?:\s+(.*\S))?\s*$`)
-	idRE     = regexp.MustCompile(`^(?i)[a-z][a-z0-9\-_.]*[a-z0-9]$`)
-	commRE   = regexp.MustCompile(`^\s*#`)
-)
+var idRE = regexp.MustCompile(`^(?i)[a-z][a-z0-9\-_.]*[a-z0-9]$`)
 
 // ParseStorageID checks a storage ID with PVE's rule (pve-storage-id).
 func ParseStorageID(id string) error {
@@ -101,75 +98,40 @@ func Parse(name string, data []byte) (*Config, error) {
 	addErr := func(line int, sec, key, msg string) {
 		errs = append(errs, &ParseError{File: name, Line: line, Section: sec, Key: key, Msg: msg})
 	}
-	lines := strings.Split(string(data), "\n")
-	i := 0
-	next := func() (string, int, bool) {
-		for i < len(lines) {
-			l := lines[i]
-			i++
-			if commRE.MatchString(l) {
-				continue
-			}
-			return l, i, true
-		}
-		return "", i, false
+	sections, stray := sectiontext.Scan(data)
+	for _, l := range stray {
+		addErr(l.N, "", "", fmt.Sprintf("ignore config line: %s", l.Text))
 	}
-	for {
-		line, n, ok := next()
-		if !ok {
-			break
-		}
-		if line == "" {
-			continue
-		}
-		m := headerRE.FindStringSubmatch(line)
-		if m == nil {
-			addErr(n, "", "", fmt.Sprintf("ignore config line: %s", line))
-			continue
-		}
-		typ, id := strings.ToLower(m[1]), m[2]
-		skip := false
+	for _, raw := range sections {
+		typ, id, n := strings.ToLower(raw.Type), raw.ID, raw.Line
 		if err := ParseStorageID(id); err != nil {
 			addErr(n, "", "", fmt.Sprintf("skip section '%s': %v", id, err))
-			skip = true
+			continue
 		}
 		schema, known := knownTypes[typ]
 		sec := &Section{Type: typ, ID: id, Line: n}
 		if known {
 			sec.Options = map[string]string{}
 		}
-		for {
-			l, ln, ok := next()
-			if !ok || l == "" {
-				break
-			}
-			if skip {
-				continue
-			}
+		for _, o := range raw.Body {
 			if !known {
-				sec.Raw = append(sec.Raw, l)
+				sec.Raw = append(sec.Raw, o.Text)
 				continue
 			}
-			km := keyRE.FindStringSubmatch(l)
-			if km == nil {
-				addErr(ln, id, "", fmt.Sprintf("ignore config line: %s", l))
+			if !o.OK {
+				addErr(o.N, id, "", fmt.Sprintf("ignore config line: %s", o.Text))
 				continue
 			}
-			k, v := km[1], km[2]
-			hasValue := strings.TrimSpace(l) != k
-			if _, dup := sec.Options[k]; dup {
-				addErr(ln, id, k, "duplicate attribute")
+			if _, dup := sec.Options[o.Key]; dup {
+				addErr(o.N, id, o.Key, "duplicate attribute")
 				continue
 			}
-			nv, err := schema.checkValue(k, v, hasValue)
+			nv, err := schema.checkValue(o.Key, o.Value, o.HasValue)
 			if err != nil {
-				addErr(ln, id, k, err.Error())
+				addErr(o.N, id, o.Key, err.Error())
 				continue
 			}
-			sec.Options[k] = nv
-		}
-		if skip {
-			continue
+			sec.Options[o.Key] = nv
 		}
 		if known {
 			if err := schema.checkSection(sec.Options, true); err != nil {

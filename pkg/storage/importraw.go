@@ -219,8 +219,19 @@ func writeSparse(ctx context.Context, f *os.File, size int64, r io.Reader, sums 
 		putSum(sums, off, buf[:n])
 		off += int64(n)
 	}
-	// The stream must end here; reading to its end also lets a reader that
-	// validates its framing (an API upload) report a body cut short.
+	if err := expectEnd(ctx, r, size); err != nil {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("truncate: %v", err)
+	}
+	return nil
+}
+
+// expectEnd reads r, which should be at its end after `at` bytes, to its
+// end and fails if any data comes. Reading to the end also lets a reader
+// that checks its framing (an API upload) report a body cut short.
+func expectEnd(ctx context.Context, r io.Reader, at int64) error {
 	var one [1]byte
 	for {
 		if err := ctx.Err(); err != nil {
@@ -228,19 +239,15 @@ func writeSparse(ctx context.Context, f *os.File, size int64, r io.Reader, sums 
 		}
 		n, err := r.Read(one[:])
 		if n > 0 {
-			return fmt.Errorf("%w: stream holds more than %d bytes", ErrStreamSize, size)
+			return fmt.Errorf("%w: stream holds more than %d bytes", ErrStreamSize, at)
 		}
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("read stream at byte %d: %w", size, err)
+			return fmt.Errorf("read stream at byte %d: %w", at, err)
 		}
 	}
-	if err := f.Truncate(size); err != nil {
-		return fmt.Errorf("truncate: %v", err)
-	}
-	return nil
 }
 
 // finishFile gives a finished image PVE's mode and makes it durable.
@@ -300,8 +307,22 @@ func removeStaleImports(dir string) {
 // ConvertRaw runs `qemu-img convert -f raw -O FORMAT SRC DST`, writing a
 // new image dst of the raw image src (zero areas stay unallocated).
 func (q QemuImg) ConvertRaw(ctx context.Context, src, dst, format string) error {
-	if _, err := q.run(ctx, 0, "convert", "-f", "raw", "-O", format, src, dst); err != nil {
+	if err := q.Convert(ctx, "raw", format, src, dst, false); err != nil {
 		return fmt.Errorf("unable to convert image to %s: %w", format, err)
 	}
 	return nil
+}
+
+// Convert runs `qemu-img convert -f FROM -O TO SRC DST`; with intoNew
+// false the target exists already and reads as zeros (`-n
+// --target-is-zero`). A conversion takes as long as the image needs: only
+// ctx bounds it, not q.Timeout.
+func (q QemuImg) Convert(ctx context.Context, from, to, src, dst string, intoExisting bool) error {
+	args := []string{"convert"}
+	if intoExisting {
+		args = append(args, "-n", "--target-is-zero")
+	}
+	args = append(args, "-f", from, "-O", to, src, dst)
+	_, err := q.run(ctx, -1, args...)
+	return err
 }

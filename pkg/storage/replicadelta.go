@@ -173,7 +173,7 @@ func (d *Dir) copyReplica(ctx context.Context, path, format string, f *os.File, 
 	if format != "raw" {
 		raw := f.Name() + ".base"
 		defer os.Remove(raw)
-		if _, err := d.opt.QemuImg.run(ctx, 0, "convert", "-f", format, "-O", "raw", path, raw); err != nil {
+		if err := d.opt.QemuImg.Convert(ctx, format, "raw", path, raw, false); err != nil {
 			return err
 		}
 		src = raw
@@ -190,6 +190,7 @@ func (d *Dir) copyReplica(ctx context.Context, path, format string, f *os.File, 
 func applyDelta(ctx context.Context, f *os.File, size int64, r io.Reader, sums []byte) error {
 	var hdr [deltaHeader]byte
 	buf := make([]byte, importChunk)
+	var read int64 // bytes of the delta read
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -197,6 +198,7 @@ func applyDelta(ctx context.Context, f *os.File, size int64, r io.Reader, sums [
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return fmt.Errorf("%w: delta ended without its end record", ErrStreamSize)
 		}
+		read += deltaHeader
 		off := int64(binary.BigEndian.Uint64(hdr[:8]))
 		n := int64(binary.BigEndian.Uint32(hdr[8:]))
 		if n == 0 {
@@ -213,24 +215,9 @@ func applyDelta(ctx context.Context, f *os.File, size int64, r io.Reader, sums [
 			return fmt.Errorf("write: %v", err)
 		}
 		putSum(sums, off, buf[:n])
+		read += n
 	}
-	// The stream must end here (and an upload's body must arrive whole).
-	var one [1]byte
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, err := r.Read(one[:])
-		if n > 0 {
-			return fmt.Errorf("%w: data after the delta's end record", ErrStreamSize)
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read delta: %w", err)
-		}
-	}
+	return expectEnd(ctx, r, read)
 }
 
 // DeltaRecord writes one delta record header for a chunk.

@@ -190,15 +190,11 @@ func (e *Engine) imageSize(ctx context.Context, path, format string) (int64, err
 
 // convertRaw writes a sparse raw copy of a non-raw disk.
 func (e *Engine) convertRaw(ctx context.Context, d disk, dst string) error {
-	cmd := exec.CommandContext(ctx, e.qemuImg(), "convert", "-f", d.Format, "-O", "raw", d.Path, dst)
-	cmd.WaitDelay = time.Second
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	if err := e.QemuImg.Convert(ctx, d.Format, "raw", d.Path, dst, false); err != nil {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		return fmt.Errorf("read disk '%s': qemu-img convert: %s", d.Volid, strings.TrimSpace(stderr.String()+" "+err.Error()))
+		return fmt.Errorf("read disk '%s': %w", d.Volid, err)
 	}
 	return nil
 }

@@ -2,10 +2,10 @@ package jobsapi
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pvenode/pvenode/pkg/access"
@@ -189,12 +189,20 @@ func (d *Deps) canAudit(r *api.Request, vmid int) bool {
 	return d.Access.CheckPrivs(r.Identity.AuthID, "/vms/"+strconv.Itoa(vmid), []string{"VM.Audit"}, false)
 }
 
-func (d *Deps) needReplicate(r *api.Request, vmid int) error {
-	p := "/vms/" + strconv.Itoa(vmid)
-	if !d.Access.CheckPrivs(r.Identity.AuthID, p, []string{"VM.Replicate"}, false) {
-		return api.PermissionDenied(p, "VM.Replicate")
+// replicateJob returns the job ID of the call, normalised, and its guest,
+// after checking the caller's VM.Replicate on the guest (PVE's rule for
+// every change of a replication job).
+func (d *Deps) replicateJob(r *api.Request) (id string, guest int, err error) {
+	id, err = jobs.ParseReplicationID(r.Params.Get("id"))
+	if err != nil {
+		return "", 0, api.ParamError(map[string]string{"id": err.Error()})
 	}
-	return nil
+	guest, _ = strconv.Atoi(id[:strings.IndexByte(id, '-')])
+	p := "/vms/" + strconv.Itoa(guest)
+	if !d.Access.CheckPrivs(r.Identity.AuthID, p, []string{"VM.Replicate"}, false) {
+		return "", 0, api.PermissionDenied(p, "VM.Replicate")
+	}
+	return id, guest, nil
 }
 
 func (d *Deps) listReplication(ctx context.Context, r *api.Request) (any, error) {
@@ -247,17 +255,12 @@ func (d *Deps) createReplication(ctx context.Context, r *api.Request) (any, erro
 		return nil, err
 	}
 	opts, _ := paramValues(r)
-	id, err := jobs.ParseReplicationID(opts["id"])
+	id, guest, err := d.replicateJob(r)
 	if err != nil {
-		return nil, api.ParamError(map[string]string{"id": err.Error()})
+		return nil, err
 	}
 	delete(opts, "id")
 	delete(opts, "type")
-	var guest int
-	fmt.Sscanf(id, "%d-", &guest)
-	if err := d.needReplicate(r, guest); err != nil {
-		return nil, err
-	}
 	guests, err := vmlist.Read(d.Root)
 	if err != nil {
 		return nil, err
@@ -313,9 +316,9 @@ func (d *Deps) updateReplication(ctx context.Context, r *api.Request) (any, erro
 		return nil, err
 	}
 	opts, _ := paramValues(r)
-	id, err := jobs.ParseReplicationID(opts["id"])
+	id, _, err := d.replicateJob(r)
 	if err != nil {
-		return nil, api.ParamError(map[string]string{"id": err.Error()})
+		return nil, err
 	}
 	delete(opts, "id")
 	digest := opts["digest"]
@@ -324,11 +327,6 @@ func (d *Deps) updateReplication(ctx context.Context, r *api.Request) (any, erro
 	if v, ok := opts["delete"]; ok {
 		del = access.SplitList(v)
 		delete(opts, "delete")
-	}
-	var guest int
-	fmt.Sscanf(id, "%d-", &guest)
-	if err := d.needReplicate(r, guest); err != nil {
-		return nil, err
 	}
 	props := jobs.ReplicationType().Props
 	for _, k := range del {
@@ -368,13 +366,8 @@ func (d *Deps) deleteReplication(ctx context.Context, r *api.Request) (any, erro
 	if err := d.ready(); err != nil {
 		return nil, err
 	}
-	id, err := jobs.ParseReplicationID(r.Params.Get("id"))
+	id, _, err := d.replicateJob(r)
 	if err != nil {
-		return nil, api.ParamError(map[string]string{"id": err.Error()})
-	}
-	var guest int
-	fmt.Sscanf(id, "%d-", &guest)
-	if err := d.needReplicate(r, guest); err != nil {
 		return nil, err
 	}
 	force, keep := r.Params.Bool("force", false), r.Params.Bool("keep", false)
@@ -425,24 +418,27 @@ func (d *Deps) replicationStatus(ctx context.Context, r *api.Request) (any, erro
 		if (only != 0 && j.Guest != only) || !d.canAudit(r, j.Guest) {
 			continue
 		}
-		e := replJSON(j)
-		st := state.Job(j.Guest, j.Target)
-		e["last_sync"] = st.LastSync
-		e["last_try"] = st.LastTry
-		e["fail_count"] = st.FailCount
-		if st.Duration != 0 {
-			e["duration"] = st.Duration
-		}
-		if st.Error != "" {
-			e["error"] = st.Error
-		}
-		if st.PID != 0 {
-			e["pid"] = st.PID
-		}
-		if next := jobs.NextReplication(j, st); next > 0 {
-			e["next_sync"] = next
-		}
-		out = append(out, e)
+		out = append(out, statusJSON(j, state.Job(j.Guest, j.Target)))
 	}
 	return out, nil
+}
+
+// statusJSON is a job with its state, as the node's replication status
+// lists it.
+func statusJSON(j jobs.ReplicationJob, st jobs.ReplicationJobState) map[string]any {
+	e := replJSON(j)
+	e["last_sync"], e["last_try"], e["fail_count"] = st.LastSync, st.LastTry, st.FailCount
+	if st.Duration != 0 {
+		e["duration"] = st.Duration
+	}
+	if st.Error != "" {
+		e["error"] = st.Error
+	}
+	if st.PID != 0 {
+		e["pid"] = st.PID
+	}
+	if next := jobs.NextReplication(j, st); next > 0 {
+		e["next_sync"] = next
+	}
+	return e
 }

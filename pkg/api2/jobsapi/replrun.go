@@ -121,22 +121,7 @@ func (d *Deps) replicationJobStatus(ctx context.Context, r *api.Request) (any, e
 			return nil, err
 		}
 	}
-	e := replJSON(j)
-	st := state.Job(j.Guest, j.Target)
-	e["last_sync"], e["last_try"], e["fail_count"] = st.LastSync, st.LastTry, st.FailCount
-	if st.Error != "" {
-		e["error"] = st.Error
-	}
-	if st.Duration != 0 {
-		e["duration"] = st.Duration
-	}
-	if st.PID != 0 {
-		e["pid"] = st.PID
-	}
-	if next := jobs.NextReplication(j, st); next > 0 {
-		e["next_sync"] = next
-	}
-	return e, nil
+	return statusJSON(j, state.Job(j.Guest, j.Target)), nil
 }
 
 // replicationLog reads the job's last run log (/var/log/pve/replicate/<id>).

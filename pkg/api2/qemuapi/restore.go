@@ -1,7 +1,6 @@
 package qemuapi
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"sort"
@@ -410,19 +408,11 @@ func (rs *restoreRun) allocate(ctx context.Context, disks []*restoreDisk) error 
 // convertInto writes the extracted raw data into a non-raw image that
 // was just created (and reads as zeros).
 func (rs *restoreRun) convertInto(ctx context.Context, dk *restoreDisk) error {
-	bin := rs.d.Storage.Dir.QemuImg.Path
-	if bin == "" {
-		bin = storage.DefaultQemuImg
-	}
-	cmd := exec.CommandContext(ctx, bin, "convert", "-n", "--target-is-zero", "-f", "raw", "-O", dk.format, dk.raw, dk.path)
-	cmd.WaitDelay = time.Second
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	if err := rs.d.Storage.Dir.QemuImg.Convert(ctx, "raw", dk.format, dk.raw, dk.path, true); err != nil {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		return fmt.Errorf("%s: qemu-img convert: %s", dk.virtdev, strings.TrimSpace(stderr.String()+" "+err.Error()))
+		return fmt.Errorf("%s: %w", dk.virtdev, err)
 	}
 	return nil
 }

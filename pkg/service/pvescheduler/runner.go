@@ -2,8 +2,6 @@ package pvescheduler
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/jobs"
 	"github.com/pvenode/pvenode/pkg/ticket"
 )
@@ -109,24 +108,11 @@ func (r *DaemonRunner) post(ctx context.Context, path string, params url.Values)
 	if err != nil {
 		return "", fmt.Errorf("pvedaemon: %w", err)
 	}
-	var env struct {
-		Data    json.RawMessage   `json:"data"`
-		Message string            `json:"message"`
-		Errors  map[string]string `json:"errors"`
-	}
-	_ = json.Unmarshal(data, &env)
-	if resp.StatusCode != http.StatusOK {
-		msg := strings.TrimSpace(env.Message)
-		if msg == "" {
-			msg = resp.Status
-		}
-		for k, e := range env.Errors {
-			msg += fmt.Sprintf("; %s: %s", k, e)
-		}
-		return "", errors.New(msg)
-	}
 	var upid string
-	if err := json.Unmarshal(env.Data, &upid); err != nil || upid == "" {
+	if err := api.DecodeAnswer(resp.StatusCode, resp.Status, data, &upid); err != nil {
+		return "", err
+	}
+	if upid == "" {
 		return "", fmt.Errorf("unexpected answer %q", data)
 	}
 	return upid, nil
