@@ -39,22 +39,33 @@ func level(path string) int {
 	rel := strings.TrimPrefix(path, module+"/")
 	switch {
 	case strings.HasPrefix(rel, "cmd/"), strings.HasPrefix(rel, "tools/"):
-		return 6
+		return 60
 	case strings.HasPrefix(rel, "pkg/service/"):
-		return 5
+		return 50
 	case strings.HasPrefix(rel, "pkg/api2/tree"):
-		return 4
+		return 40
 	case strings.HasPrefix(rel, "pkg/api2"), rel == "pkg/api/apitest": // apitest: test support over pkg/api
-		return 3
+		return 30
+	case rel == "pkg/replication": // runs jobs (jobs) with backups' disk copies (vzdump)
+		return 28
+	case rel == "pkg/jobs": // job files (sectioncfg) and state
+		return 27
+	case rel == "pkg/sectioncfg": // section-config files checked with the API's schemas
+		return 25
 	case rel == "pkg/api", rel == "pkg/httpd", rel == "pkg/daemon", rel == "pkg/apischema", rel == "pkg/proxyconf":
-		return 2
+		return 20
+	case rel == "pkg/vzdump": // backups of the VMs of pkg/vmm
+		return 15
 	case rel == "pkg/access", rel == "pkg/apimux", rel == "pkg/vmlist", rel == "pkg/vmm", rel == "pkg/setup", rel == "pkg/nodestatus", rel == "pkg/tlsconf",
 		strings.HasPrefix(rel, "pkg/tlsconf/"):
-		return 1
+		return 10
 	case rel == "pkg/pvefs":
 		return 0
-	default: // pure leaf packages: ticket, netacl, defaultsfile, reqinfo, nodename, buildinfo
-		return -1
+	case rel == "pkg/lockfile", rel == "pkg/calendar", rel == "pkg/vma", rel == "pkg/sectiontext":
+		// the lowest leaves: file primitives and formats the other leaves use
+		return -20
+	default: // pure leaf packages: ticket, netacl, defaultsfile, reqinfo, nodename, buildinfo, storage, tasks, qemu
+		return -10
 	}
 }
 
