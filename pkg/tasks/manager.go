@@ -306,7 +306,14 @@ func (m *Manager) isRunning(u UPID) bool {
 		w := m.running[u.String()]
 		return w != nil && !w.ended
 	}
-	return m.procOK(u.PID, u.PStart)
+	if !m.procOK(u.PID, u.PStart) {
+		return false
+	}
+	// Our tasks run inside their daemon (PVE forks a process per task), so
+	// seen from another process (pvescheduler) the daemon living does not
+	// mean the task is: one whose log ends with its final status has ended.
+	line, ok, err := readLastLine(logPath(m.root, u.String()))
+	return err != nil || !ok || statusFromLine(line) == StatusUnexpected
 }
 
 // updateActive is PVE's active_workers: under the lock it reads active,

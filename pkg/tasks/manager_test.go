@@ -486,3 +486,37 @@ func TestSelfStartTime(t *testing.T) {
 		t.Error("ProcessRunning does not match this process")
 	}
 }
+
+// Seen from another process (pvescheduler reading pvedaemon's tasks), a
+// task whose daemon still runs has ended once its log ends with its final
+// status; a task still going is running.
+func TestStatusFromAnotherProcess(t *testing.T) {
+	root := t.TempDir()
+	daemon, _ := newTestManager(t, root, nil)
+	release := make(chan struct{})
+	done, err := daemon.Start(context.Background(), TaskSpec{Type: "vzdump", User: "root@pam"}, func(ctx context.Context, l *Log) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, daemon, done)
+	going, err := daemon.Start(context.Background(), TaskSpec{Type: "vzdump", User: "root@pam"}, func(ctx context.Context, l *Log) error {
+		<-release
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := newTestManager(t, root, map[int]uint64{0x1234: 0x5678}) // the daemon lives
+	other.pid, other.pstart = 0x9999, 0x1
+	for upid, want := range map[UPID]string{done: "stopped", going: "running"} {
+		st, err := other.Status(upid.String())
+		if err != nil || st.Status != want {
+			t.Errorf("%s: %+v %v, want %s", upid, st, err, want)
+		}
+	}
+	close(release)
+	wait(t, daemon, going)
+	if st, _ := other.Status(going.String()); st.Status != "stopped" || st.ExitStatus != "OK" {
+		t.Errorf("after it ended: %+v", st)
+	}
+}

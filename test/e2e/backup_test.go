@@ -182,6 +182,29 @@ func TestScheduledBackupRestore(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(wantMarks) {
 		t.Errorf("prune marks\n got %v\nwant %v", got, wantMarks)
 	}
+
+	// An edit of the job reaches the running scheduler at once: a new
+	// schedule a few seconds ahead gives a second run.
+	firstUPID := state.UPID
+	due = time.Now().Truncate(time.Second).Add(3 * time.Second)
+	if r := c.must(http.MethodPut, api+"/cluster/backup/e2ejob", url.Values{
+		"schedule": {due.UTC().Format("2006-01-02 15:04:05") + " UTC"}, "remove": {"0"},
+	}, nil); r.status != http.StatusOK {
+		t.Fatalf("edit job: %d %s", r.status, r.body)
+	}
+	deadline = time.Now().Add(time.Until(due) + 20*time.Second)
+	for state.UPID == firstUPID {
+		if time.Now().After(deadline) {
+			t.Fatalf("the edited job did not fire; state %+v", state)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if b, err := os.ReadFile(stateFile); err == nil {
+			_ = json.Unmarshal(b, &state)
+		}
+	}
+	if st := waitTask(t, c, state.UPID); st != "OK" {
+		t.Fatalf("second backup: %s\n%s", st, taskLog(t, c, state.UPID))
+	}
 }
 
 // rawSum is the SHA-256 of a disk image's guest-visible content.
