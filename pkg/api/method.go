@@ -30,6 +30,11 @@ type Method struct {
 	Description string
 	Protected   bool   // must run in pvedaemon (as root)
 	ProxyTo     string // parameter naming the node the call must run on
+	// RunOnNode sends a call for another node (its "node" parameter) to
+	// that node, like ProxyTo, for the console methods PVE declares
+	// without proxyto because it reaches the other node over SSH itself.
+	// Not part of the schema.
+	RunOnNode bool
 	NoToken     bool   // allowtoken = 0: API tokens are refused
 	Permissions Permissions
 	// Params are the parameter properties; path placeholders must be among them.

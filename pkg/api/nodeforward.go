@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -124,6 +126,10 @@ func (f *NodeForwarder) ForwardToNode(w http.ResponseWriter, r *http.Request, bo
 		WriteError(w, r, StatusNodeConnect, "node '"+node+"' is offline\n")
 		return
 	}
+	if isWebSocketUpgrade(r) {
+		f.forwardUpgrade(w, r, id, node, t)
+		return
+	}
 	c, err := f.client(t)
 	if err != nil {
 		f.cfg.Log.Error("node certificate", "err", err)
@@ -168,4 +174,115 @@ func nodeError(err error) (int, string) {
 		return StatusNodeOther, "Connection timed out"
 	}
 	return StatusNodeOther, shortErr(err)
+}
+
+// isWebSocketUpgrade reports whether r asks for a WebSocket (a console's
+// vncwebsocket).
+func isWebSocketUpgrade(r *http.Request) bool {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		return false
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// webSocketHeaders are the handshake headers passed to the other node.
+var webSocketHeaders = []string{"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Protocol"}
+
+// forwardUpgrade sends a WebSocket call (a console of a guest or shell of
+// another node; PVE tunnels those over SSH) to node's pveproxy over the
+// node handshake, and once that node has switched protocols relays the
+// two connections as they are until either side closes. The relay holds
+// one 32 KiB buffer per direction and moves data only as fast as the
+// slower side takes it.
+func (f *NodeForwarder) forwardUpgrade(w http.ResponseWriter, r *http.Request, id Identity, node string, t NodeTarget) {
+	own, err := f.cfg.Certificate()
+	if err != nil {
+		f.cfg.Log.Error("node certificate", "err", err)
+		WriteError(w, r, StatusNodeTLS, "unable to load this node's certificate\n")
+		return
+	}
+	d := &net.Dialer{Timeout: f.cfg.DialTimeout}
+	ctx, cancel := context.WithTimeout(r.Context(), f.cfg.DialTimeout)
+	raw, err := (&tls.Dialer{NetDialer: d, Config: tlsconf.NodeClientConfig(own, t.Pins)}).DialContext(ctx, "tcp", t.Addr)
+	cancel()
+	if err != nil {
+		status, msg := nodeError(err)
+		f.cfg.Log.Warn("proxy to node failed", "node", node, "addr", t.Addr, "err", err)
+		WriteError(w, r, status, msg+"\n")
+		return
+	}
+	backend := raw.(*tls.Conn)
+	_ = backend.SetDeadline(time.Now().Add(f.cfg.Timeout))
+	req := &http.Request{Method: r.Method, URL: &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Host: t.Addr, Header: NodeHeader(r, id)}
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	for _, k := range webSocketHeaders {
+		if v := r.Header.Values(k); len(v) > 0 {
+			req.Header[k] = v
+		}
+	}
+	br := bufio.NewReader(backend)
+	var resp *http.Response
+	if err = req.Write(backend); err == nil {
+		resp, err = http.ReadResponse(br, req)
+	}
+	if err != nil {
+		backend.Close()
+		status, msg := nodeError(err)
+		f.cfg.Log.Warn("proxy to node failed", "node", node, "addr", t.Addr, "err", err)
+		WriteError(w, r, status, msg+"\n")
+		return
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		defer backend.Close()
+		relayAnswer(w, r, resp, "https://"+t.Addr, f.cfg.Log)
+		return
+	}
+	client, cbuf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		backend.Close()
+		WriteError(w, r, http.StatusInternalServerError, "websocket upgrade failed: "+err.Error()+"\n")
+		return
+	}
+	_ = client.SetDeadline(time.Time{})
+	_ = backend.SetDeadline(time.Time{})
+	var hdr bytes.Buffer
+	hdr.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	for _, k := range []string{"Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Protocol"} {
+		if v := resp.Header.Get(k); v != "" && !strings.ContainsAny(v, "\r\n") {
+			hdr.WriteString(k + ": " + v + "\r\n")
+		}
+	}
+	hdr.WriteString("\r\n")
+	if _, err := client.Write(hdr.Bytes()); err != nil {
+		client.Close()
+		backend.Close()
+		return
+	}
+	go relayConns(client, cbuf.Reader, backend, br)
+}
+
+// relayConns copies between two connections (each read through its
+// buffered reader, which may hold bytes already read) until either side
+// ends, then closes both.
+func relayConns(a net.Conn, ar *bufio.Reader, b net.Conn, br *bufio.Reader) {
+	done := make(chan struct{}, 2)
+	copyHalf := func(dst net.Conn, src io.Reader) {
+		_, _ = io.Copy(dst, src)
+		done <- struct{}{}
+	}
+	go copyHalf(b, ar)
+	go copyHalf(a, br)
+	<-done
+	a.Close()
+	b.Close()
+	<-done
 }

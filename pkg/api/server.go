@@ -437,8 +437,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, m *Method, pathPa
 		return nil, nil, perr
 	}
 
-	if m.ProxyTo != "" {
-		node := params.Get(m.ProxyTo)
+	proxyParam := m.ProxyTo
+	if proxyParam == "" && m.RunOnNode {
+		proxyParam = "node"
+	}
+	if proxyParam != "" {
+		node := params.Get(proxyParam)
 		if node != "" && node != "localhost" && node != s.cfg.NodeName {
 			if s.cfg.Mode == ModeDaemon || r.Header.Get(HeaderDisableProxy) != "" {
 				if s.cfg.Mode == ModeDaemon {

@@ -54,33 +54,11 @@ func TestVNCConsoleThroughProxy(t *testing.T) {
 		t.Fatalf("vncproxy: %d %s", r.status, r.body)
 	}
 
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(n.pport))
 	open := func(vncticket string) (*bufio.Reader, string) {
-		conn, err := tls.DialWithDialer(dialer(""), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(n.pport)), n.tlsConfig())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		_ = conn.SetDeadline(time.Now().Add(reqTimeout))
-		kb := make([]byte, 16)
-		_, _ = rand.Read(kb)
 		q := url.Values{"port": {strconv.Itoa(vp.Port)}, "vncticket": {vncticket}}
-		req := "GET " + base + "/100/vncwebsocket?" + q.Encode() + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
-			"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
-			"Sec-WebSocket-Key: " + base64.StdEncoding.EncodeToString(kb) + "\r\nSec-WebSocket-Protocol: binary\r\n" +
-			"Cookie: PVEAuthCookie=" + url.QueryEscape(login.Ticket) + "\r\n\r\n"
-		if _, err := conn.Write([]byte(req)); err != nil {
-			t.Fatal(err)
-		}
-		rd := bufio.NewReader(conn)
-		hr, err := http.ReadResponse(rd, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hr.StatusCode != http.StatusSwitchingProtocols {
-			b, _ := io.ReadAll(hr.Body)
-			return nil, hr.Status + " " + string(b)
-		}
-		return rd, ""
+		_, rd, refusal := openWebSocket(t, addr, n.tlsConfig(), base+"/100/vncwebsocket?"+q.Encode(), login.Ticket)
+		return rd, refusal
 	}
 
 	if rd, refusal := open(vp.Ticket[:len(vp.Ticket)-4] + "AAAA"); rd != nil || !strings.HasPrefix(refusal, "401") {
@@ -90,6 +68,46 @@ func TestVNCConsoleThroughProxy(t *testing.T) {
 	if rd == nil {
 		t.Fatalf("upgrade refused: %s", refusal)
 	}
+	if p := readBinaryFrame(t, rd); string(p) != "RFB 003.008\n" {
+		t.Fatalf("greeting %q", p)
+	}
+}
+
+// openWebSocket opens a WebSocket call on a pveproxy at addr with a login
+// ticket; on a refusal it returns the status and body instead.
+func openWebSocket(t *testing.T, addr string, cfg *tls.Config, pathQuery, loginTicket string) (net.Conn, *bufio.Reader, string) {
+	t.Helper()
+	conn, err := tls.DialWithDialer(dialer(""), "tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(reqTimeout))
+	kb := make([]byte, 16)
+	_, _ = rand.Read(kb)
+	req := "GET " + pathQuery + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Key: " + base64.StdEncoding.EncodeToString(kb) + "\r\nSec-WebSocket-Protocol: binary\r\n" +
+		"Cookie: PVEAuthCookie=" + url.QueryEscape(loginTicket) + "\r\n\r\n"
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	rd := bufio.NewReader(conn)
+	hr, err := http.ReadResponse(rd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hr.StatusCode != http.StatusSwitchingProtocols {
+		b, _ := io.ReadAll(hr.Body)
+		return nil, nil, hr.Status + " " + string(b)
+	}
+	return conn, rd, ""
+}
+
+// readBinaryFrame reads one final, unmasked binary WebSocket frame of at
+// most 125 bytes (a console's first message).
+func readBinaryFrame(t *testing.T, rd *bufio.Reader) []byte {
+	t.Helper()
 	var h [2]byte
 	if _, err := io.ReadFull(rd, h[:]); err != nil {
 		t.Fatal(err)
@@ -101,7 +119,5 @@ func TestVNCConsoleThroughProxy(t *testing.T) {
 	if _, err := io.ReadFull(rd, p); err != nil {
 		t.Fatal(err)
 	}
-	if string(p) != "RFB 003.008\n" {
-		t.Fatalf("greeting %q", p)
-	}
+	return p
 }

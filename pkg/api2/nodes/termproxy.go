@@ -84,6 +84,7 @@ func (d Deps) termMethods() []api.Method {
 			Name: "termproxy", Path: "/nodes/{node}/termproxy", HTTP: "POST",
 			Description: "Creates a VNC Shell proxy.",
 			Protected:   true,
+			RunOnNode:   true,
 			Permissions: api.Permissions{Check: []any{"perm", "/nodes/{node}", []any{"Sys.Console"}}},
 			Params: map[string]*api.Schema{
 				"cmd":      api.Str().Enums("ceph_install", "login", "upgrade").Def("login").Opt(),
@@ -101,6 +102,7 @@ func (d Deps) termMethods() []api.Method {
 		{
 			Name: "vncwebsocket", Path: "/nodes/{node}/vncwebsocket", HTTP: "GET",
 			Description: "Opens a websocket for VNC traffic.",
+			RunOnNode:   true,
 			Permissions: api.Permissions{
 				Description: "You also need to pass a valid ticket (vncticket).",
 				Check:       []any{"perm", "/nodes/{node}", []any{"Sys.Console"}},
@@ -119,12 +121,14 @@ func (d Deps) termMethods() []api.Method {
 	}
 }
 
-// shellNode returns the node parameter if it is this node; PVE reaches
-// the shell of another node over SSH, which this build does not do.
+// shellNode returns the node parameter if it is this node. The shell
+// methods are declared RunOnNode, so pveproxy sends calls for another
+// node there (PVE tunnels them over SSH); one arriving here was called on
+// a daemon that does not forward (pvedaemon directly).
 func shellNode(r *api.Request) (string, error) {
 	n := r.Params.Get("node")
 	if n != "localhost" && n != r.NodeName {
-		return "", api.Errorf(http.StatusNotImplemented, "not implemented: shell of another node ('%s')", n)
+		return "", api.Errorf(http.StatusInternalServerError, "shell of node '%s': call it through pveproxy", n)
 	}
 	return n, nil
 }

@@ -55,6 +55,7 @@ func vncproxyMethod(d *Deps) api.Method {
 		Name: "vncproxy", Path: "/nodes/{node}/qemu/{vmid}/vncproxy", HTTP: "POST",
 		Description: "Creates a TCP VNC proxy connections.",
 		Protected:   true,
+		RunOnNode:   true,
 		Permissions: api.Permissions{Check: []any{"perm", "/vms/{vmid}", []any{"VM.Console"}}},
 		Params: map[string]*api.Schema{
 			"generate-password": api.Bool().Def(0).Opt().TT("<boolean>"),
@@ -79,6 +80,7 @@ func vncwebsocketMethod(d *Deps) api.Method {
 	return api.Method{
 		Name: "vncwebsocket", Path: "/nodes/{node}/qemu/{vmid}/vncwebsocket", HTTP: "GET",
 		Description: "Opens a websocket for VNC traffic.",
+		RunOnNode:   true,
 		Permissions: api.Permissions{
 			Description: "You also need to pass a valid ticket (vncticket).",
 			Check:       []any{"perm", "/vms/{vmid}", []any{"VM.Console"}},
@@ -97,11 +99,13 @@ func vncwebsocketMethod(d *Deps) api.Method {
 	}
 }
 
-// notThisNode refuses a console of a VM on another node: PVE reaches it
-// over SSH, which this build does not do.
+// notThisNode refuses a console of a VM on another node. The console
+// methods are declared RunOnNode, so pveproxy sends such calls to that
+// node (PVE tunnels them over SSH); one arriving here was called on a
+// daemon that does not forward (pvedaemon directly).
 func notThisNode(r *api.Request) error {
 	if n := r.Params.Get("node"); n != "localhost" && n != r.NodeName {
-		return api.Errorf(http.StatusNotImplemented, "not implemented: console of a VM on another node ('%s')", n)
+		return api.Errorf(http.StatusInternalServerError, "console of a VM on node '%s': call it through pveproxy", n)
 	}
 	return nil
 }
