@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/api"
@@ -124,9 +125,13 @@ func backupMethods(d *Deps) []api.Method {
 	}
 }
 
+// vzdumpProps are the options of a vzdump job, built once: every job of
+// every GET is typed with them.
+var vzdumpProps = sync.OnceValue(jobs.VZDumpJobParams)
+
 // jobJSON is a vzdump section as the API answers it.
 func jobJSON(sec *sectioncfg.Section) map[string]any {
-	props := jobs.VZDumpJobParams()
+	props := vzdumpProps()
 	out := map[string]any{"id": sec.ID, "type": sec.Type}
 	for k, v := range sec.Opts {
 		if k == "comment" {
