@@ -1,18 +1,15 @@
 package nodes
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -20,6 +17,7 @@ import (
 
 	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/tasks"
+	"github.com/pvenode/pvenode/pkg/termproxy"
 )
 
 // The node shell (pve-manager's termproxy and vncwebsocket of
@@ -45,15 +43,6 @@ import (
 
 // Node shell constants, PVE's values.
 const (
-	termAcceptTimeout = 10 * time.Second // the client's connection
-	termTicketTimeout = 10 * time.Second // its ticket line
-	// termLineMax bounds the ticket line (termproxy's buffer).
-	termLineMax = 4096
-	// termBuffer is the buffer of each direction of the relay: a slow
-	// side slows the other down.
-	termBuffer = 64 << 10
-	// termNumberMax is the longest number of a message termproxy reads.
-	termNumberMax = 20
 	// termKillGrace is how long the shell has to end after its hangup
 	// before its process group is killed.
 	termKillGrace = 3 * time.Second
@@ -170,7 +159,7 @@ func (d Deps) termproxy(ctx context.Context, r *api.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, port, err := listenConsolePort()
+	ln, port, err := termproxy.Listen()
 	if err != nil {
 		return nil, err
 	}
@@ -212,259 +201,40 @@ func (d Deps) vncwebsocket(ctx context.Context, r *api.Request) (any, error) {
 	}, nil
 }
 
-// listenConsolePort listens on the first free port of 5900..5999 on the
-// loopback address (PVE's next_vnc_port, with the socket kept, so no other
-// process can take the port in between).
-func listenConsolePort() (net.Listener, int, error) {
-	const first, last = 5900, 5999
-	for p := first; p <= last; p++ {
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err == nil {
-			return ln, p, nil
-		}
-	}
-	return nil, 0, fmt.Errorf("unable to find free port (%d-%d)", first, last)
-}
-
-// termShell is the vncshell task: termproxy's work on one connection.
+// termShell is the vncshell task: termproxy's work on one connection,
+// with the shell on a PTY behind it.
 func (d Deps) termShell(ctx context.Context, l *tasks.Log, ln net.Listener, path string, port int, argv []string) error {
-	cli, err := acceptOne(ctx, ln, termAcceptTimeout)
+	conn, err := termproxy.Accept(ctx, ln, termproxy.AcceptTimeout)
 	if err != nil {
-		return fmt.Errorf("failed waiting for client: %w", err)
+		return err
+	}
+	l.Printf("client connection: %s", conn.RemoteAddr())
+	cli, err := termproxy.Handshake(ctx, conn, func(user, ticket string) error {
+		if err := d.VNC.VerifyVNCTicket(ticket, user, path, port); err != nil {
+			return errors.New("invalid authentication - 401 invalid ticket")
+		}
+		if !d.Privs.CheckPrivs(user, path, []string{"Sys.Console"}, false) {
+			return errors.New("invalid authentication - 401 permission denied")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	defer cli.Close()
-	stop := context.AfterFunc(ctx, func() { cli.Close() })
-	defer stop()
-	l.Printf("client connection: %s", cli.RemoteAddr())
-
-	_ = cli.SetReadDeadline(time.Now().Add(termTicketTimeout))
-	rd := bufio.NewReaderSize(cli, termLineMax)
-	user, ticket, err := readTicketLine(rd)
-	if err != nil {
-		return fmt.Errorf("failed reading ticket: %w", err)
-	}
-	if err := d.VNC.VerifyVNCTicket(ticket, user, path, port); err != nil {
-		return errors.New("invalid authentication - 401 invalid ticket")
-	}
-	if !d.Privs.CheckPrivs(user, path, []string{"Sys.Console"}, false) {
-		return errors.New("invalid authentication - 401 permission denied")
-	}
-	_ = cli.SetReadDeadline(time.Time{})
-	if _, err := cli.Write([]byte("OK")); err != nil {
-		return fmt.Errorf("error writing response: %w", err)
-	}
 	sh, err := startShell(argv)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", argv[0], err)
 	}
-	stopShell := context.AfterFunc(ctx, func() { sh.pty.Close() })
-	defer stopShell()
-
-	var once sync.Once
-	end := func() {
-		once.Do(func() {
-			cli.Close()
-			sh.pty.Close()
-		})
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer end()
-		buf := make([]byte, termBuffer)
-		for {
-			n, err := sh.pty.Read(buf)
-			if n > 0 {
-				if _, werr := cli.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-			if err != nil {
-				return // EIO: the shell and its children closed the PTY
-			}
-		}
-	}()
-	err = decodeInput(cli, rd, sh)
-	end()
-	<-done
+	err = cli.Relay(ctx, termproxy.Backend{Conn: sh.pty, Resize: sh.resize})
 	sh.stop()
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrClosed) {
+	if err != nil {
 		l.Printf("connection ended: %v", err)
 	}
 	return nil
-}
-
-// acceptOne takes one connection on ln within timeout and closes ln.
-func acceptOne(ctx context.Context, ln net.Listener, timeout time.Duration) (net.Conn, error) {
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	if tl, ok := ln.(*net.TCPListener); ok {
-		_ = tl.SetDeadline(time.Now().Add(timeout))
-	}
-	c, err := ln.Accept()
-	ln.Close()
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return nil, errors.New("timed out")
-		}
-		return nil, err
-	}
-	return c, nil
-}
-
-// readTicketLine reads termproxy's first line, "<user>:<ticket>\n", of
-// at most termLineMax bytes.
-func readTicketLine(rd *bufio.Reader) (user, ticket string, err error) {
-	line, err := rd.ReadSlice('\n')
-	switch {
-	case errors.Is(err, bufio.ErrBufferFull):
-		return "", "", errors.New("authentication data is incomplete")
-	case errors.Is(err, io.EOF):
-		return "", "", errors.New("connection closed before authentication")
-	case err != nil:
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return "", "", errors.New("timed out")
-		}
-		return "", "", err
-	}
-	user, ticket, ok := strings.Cut(string(line[:len(line)-1]), ":")
-	if !ok {
-		return "", "", errors.New("authentication data is invalid")
-	}
-	return user, ticket, nil
-}
-
-// Message types of termproxy's protocol.
-const (
-	msgData   = '0'
-	msgResize = '1'
-	// '2' (ping) and anything else is skipped a byte at a time.
-)
-
-// decodeInput reads the client's messages until the connection ends and
-// acts on them: data is written to the PTY (through one bounded buffer),
-// a resize sets its window size. Malformed numbers and unknown bytes are
-// skipped, as termproxy does.
-func decodeInput(cli net.Conn, rd *bufio.Reader, sh *shell) error {
-	buf := make([]byte, termBuffer)
-	for {
-		typ, err := rd.ReadByte()
-		if err != nil {
-			return err
-		}
-		switch typ {
-		case msgData:
-			if _, err := rd.ReadByte(); err != nil { // the ':'
-				return err
-			}
-			n, ok, err := readNumber(rd)
-			if err != nil {
-				return err
-			}
-			for ok && n > 0 {
-				m, err := io.ReadFull(rd, buf[:min(n, len(buf))])
-				if m > 0 {
-					if werr := writePTY(sh.pty, buf[:m], cli); werr != nil {
-						return werr
-					}
-				}
-				if err != nil {
-					return err
-				}
-				n -= m
-			}
-		case msgResize:
-			if _, err := rd.ReadByte(); err != nil {
-				return err
-			}
-			cols, ok1, err := readNumber(rd)
-			if err != nil {
-				return err
-			}
-			rows, ok2, err := readNumber(rd)
-			if err != nil {
-				return err
-			}
-			if ok1 && ok2 {
-				_ = sh.resize(cols, rows)
-			}
-		}
-	}
-}
-
-// termWriteCheck is how often a write to a PTY that takes no input
-// (its program does not read, the terminal's buffer is full) looks whether
-// the client has gone: that ends the shell too.
-const termWriteCheck = time.Second
-
-// writePTY writes p to the PTY; while the PTY takes nothing, it checks
-// every termWriteCheck whether the client has closed its connection (cli)
-// and then returns io.EOF.
-func writePTY(pty *os.File, p []byte, cli net.Conn) error {
-	for len(p) > 0 {
-		_ = pty.SetWriteDeadline(time.Now().Add(termWriteCheck))
-		n, err := pty.Write(p)
-		p = p[n:]
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			return err
-		}
-		if peerClosed(cli) {
-			return io.EOF
-		}
-	}
-	return nil
-}
-
-// peerClosed reports whether c's peer has shut its side down (POLLRDHUP),
-// even with data not read yet.
-func peerClosed(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return true
-	}
-	closed := false
-	if err := rc.Control(func(fd uintptr) {
-		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
-		if n, err := unix.Poll(pfd, 0); err == nil && n > 0 {
-			closed = pfd[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0
-		}
-	}); err != nil {
-		return true // closed on our side
-	}
-	return closed
-}
-
-// readNumber reads a decimal number ended by ':'; ok is false (and the
-// bytes read are dropped) for one that is not a number or longer than
-// termNumberMax digits.
-func readNumber(rd *bufio.Reader) (n int, ok bool, err error) {
-	var digits [termNumberMax]byte
-	for i := 0; ; i++ {
-		c, err := rd.ReadByte()
-		if err != nil {
-			return 0, false, err
-		}
-		if c == ':' {
-			v, perr := strconv.ParseUint(string(digits[:i]), 10, 31)
-			return int(v), perr == nil, nil
-		}
-		if i == termNumberMax {
-			return 0, false, nil
-		}
-		digits[i] = c
-	}
 }
 
 // shell is a command running on a PTY.

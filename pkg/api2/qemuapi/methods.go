@@ -205,6 +205,7 @@ func Methods(d *Deps) []api.Method {
 		},
 		vncproxyMethod(d),
 		vncwebsocketMethod(d),
+		termproxyMethod(d),
 		spiceproxyMethod(d),
 	}
 }

@@ -209,7 +209,7 @@ func (d *Deps) vmlist(ctx context.Context, r *api.Request) (any, error) {
 // vmdiridx is GET /nodes/{node}/qemu/{vmid}: the children this build
 // implements.
 func (d *Deps) vmdiridx(ctx context.Context, r *api.Request) (any, error) {
-	return d.vmIndex(ctx, r, "config", "pending", "rrddata", "spiceproxy", "status", "vncproxy", "vncwebsocket")
+	return d.vmIndex(ctx, r, "config", "pending", "rrddata", "spiceproxy", "status", "termproxy", "vncproxy", "vncwebsocket")
 }
 
 // vmcmdidx is GET .../status.

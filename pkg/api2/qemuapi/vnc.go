@@ -17,6 +17,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/qemu"
 	"github.com/pvenode/pvenode/pkg/tasks"
+	"github.com/pvenode/pvenode/pkg/termproxy"
 )
 
 // The VNC console (qemu-server's vncproxy and vncwebsocket):
@@ -34,8 +35,6 @@ import (
 
 // VNC console constants, PVE's values.
 const (
-	vncPortFirst     = 5900
-	vncPortLast      = 5999
 	vncAcceptTimeout = 10 * time.Second
 	vncPasswordLen   = 8
 	// vncRelayBuffer is the buffer of each direction of the task's relay.
@@ -110,20 +109,31 @@ func notThisNode(r *api.Request) error {
 	return nil
 }
 
-// vncproxy is POST .../vncproxy.
-func (d *Deps) vncproxy(ctx context.Context, r *api.Request) (any, error) {
+// consoleStart is what every console call of a VM checks first: this
+// daemon runs tasks and signs VNC tickets, the VM is on this node and
+// exists. It returns the ticket signer, the VMID and the VM's config.
+func (d *Deps) consoleStart(r *api.Request) (VNCTickets, int, *qemu.Config, error) {
 	if err := d.needWorkers(); err != nil {
-		return nil, err
+		return nil, 0, nil, err
 	}
 	if err := notThisNode(r); err != nil {
-		return nil, err
+		return nil, 0, nil, err
 	}
 	tk, ok := d.Privs.(VNCTickets)
 	if !ok {
-		return nil, api.Errorf(http.StatusNotImplemented, "not implemented: VNC tickets in this daemon")
+		return nil, 0, nil, api.Errorf(http.StatusNotImplemented, "not implemented: VNC tickets in this daemon")
 	}
 	vmid := vmidOf(r)
 	cfg, _, err := d.loadConfig(r.NodeName, vmid) // the VM exists?
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return tk, vmid, cfg, nil
+}
+
+// vncproxy is POST .../vncproxy.
+func (d *Deps) vncproxy(ctx context.Context, r *api.Request) (any, error) {
+	tk, vmid, cfg, err := d.consoleStart(r)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +144,7 @@ func (d *Deps) vncproxy(ctx context.Context, r *api.Request) (any, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	ln, port, err := listenVNCPort()
+	ln, port, err := termproxy.Listen()
 	if err != nil {
 		return nil, err
 	}
@@ -165,19 +175,6 @@ func (d *Deps) vncproxy(ctx context.Context, r *api.Request) (any, error) {
 		"cert":     string(cert),
 		"password": password,
 	}, nil
-}
-
-// listenVNCPort listens on the first free port of 5900..5999 on the
-// loopback address (PVE's next_vnc_port, with the socket kept, so no other
-// process can take the port in between).
-func listenVNCPort() (net.Listener, int, error) {
-	for p := vncPortFirst; p <= vncPortLast; p++ {
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err == nil {
-			return ln, p, nil
-		}
-	}
-	return nil, 0, fmt.Errorf("unable to find free port (%d-%d)", vncPortFirst, vncPortLast)
 }
 
 // vncPassword returns PVE's one-time VNC password: 8 characters from '!'
