@@ -58,26 +58,7 @@ type Config struct {
 }
 
 // ParseError is one problem found by Parse.
-type ParseError struct {
-	File    string
-	Line    int
-	Section string
-	Key     string
-	Msg     string
-}
-
-func (e *ParseError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
-	if e.Section != "" {
-		fmt.Fprintf(&b, "section '%s': ", e.Section)
-	}
-	if e.Key != "" {
-		fmt.Fprintf(&b, "unable to parse value of '%s': ", e.Key)
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+type ParseError = sectiontext.ParseError
 
 // Parse reads a section-config file with the given types. The returned
 // Config holds what PVE would see; the error joins every *ParseError.

@@ -7,6 +7,7 @@
 package sectiontext
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 )
@@ -77,4 +78,27 @@ func Scan(data []byte) (sections []Section, stray []Line) {
 		sections = append(sections, *cur)
 	}
 	return sections, stray
+}
+
+// ParseError is one problem of a section-config file, with PVE's message
+// layout: "file:line: section 'id': unable to parse value of 'key': msg".
+type ParseError struct {
+	File    string
+	Line    int
+	Section string // empty outside a section
+	Key     string // empty when the problem is not a key's value
+	Msg     string
+}
+
+func (e *ParseError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
+	if e.Section != "" {
+		fmt.Fprintf(&b, "section '%s': ", e.Section)
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, "unable to parse value of '%s': ", e.Key)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
 }

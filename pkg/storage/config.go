@@ -44,26 +44,7 @@ type Section struct {
 }
 
 // ParseError is one problem found by Parse.
-type ParseError struct {
-	File    string
-	Line    int
-	Section string // empty outside a section
-	Key     string // empty when the problem is not a key's value
-	Msg     string
-}
-
-func (e *ParseError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
-	if e.Section != "" {
-		fmt.Fprintf(&b, "section '%s': ", e.Section)
-	}
-	if e.Key != "" {
-		fmt.Fprintf(&b, "unable to parse value of '%s': ", e.Key)
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+type ParseError = sectiontext.ParseError
 
 // ErrNotFound is returned (wrapped) when a storage ID is not defined.
 var ErrNotFound = errors.New("storage does not exist")

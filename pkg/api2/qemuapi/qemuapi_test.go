@@ -33,6 +33,26 @@ type env struct {
 }
 
 func newEnv(t testing.TB) *env {
+	return newEnvWith(t, func(dir string) string {
+		return "dir: store\n\tpath " + filepath.Join(dir, "store") + "\n\tcontent images,iso\n\n" +
+			"dir: isos\n\tpath " + filepath.Join(dir, "isos") + "\n\tcontent iso\n\n"
+	}, nil)
+}
+
+// envParts are what newEnvWith builds, for the methods a test adds.
+type envParts struct {
+	dir   string
+	ae    *apitest.Env
+	tasks *tasks.Manager
+	vms   *vmm.Manager
+	host  *storage.Host
+}
+
+// newEnvWith serves the VM methods (and those more returns) over a config
+// root with the storage.cfg given (its dir storage "store" holds the
+// images) and two users: admin (Administrator) and alice (PVEVMUser on
+// VM 100).
+func newEnvWith(t testing.TB, storageCfg func(dir string) string, more func(p envParts, deps *qemuapi.Deps) []api.Method) *env {
 	t.Helper()
 	for _, bin := range []string{"qemu-system-x86_64", "qemu-img"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -42,8 +62,7 @@ func newEnv(t testing.TB) *env {
 	dir := t.TempDir()
 	store := filepath.Join(dir, "store")
 	ae := apitest.New(t, apitest.Setup{Dir: dir, Files: map[string]string{
-		"storage.cfg": "dir: store\n\tpath " + store + "\n\tcontent images,iso\n\n" +
-			"dir: isos\n\tpath " + filepath.Join(dir, "isos") + "\n\tcontent iso\n\n",
+		"storage.cfg": storageCfg(dir),
 		"user.cfg": "user:admin@pve:1:0:::::\nuser:alice@pve:1:0:::::\n" +
 			"acl:1:/:admin@pve:Administrator:\n" +
 			"acl:1:/vms/100:alice@pve:PVEVMUser:\n",
@@ -63,14 +82,17 @@ func newEnv(t testing.TB) *env {
 		KVM: func() bool { return false }, ResolveVolume: host.Resolve})
 	deps := &qemuapi.Deps{Config: ae.Root, Privs: ae.Auth, Tasks: tm, VMs: vms, Storage: host,
 		QEMUVersion: func() string { return "7.2.0" }, HostCPUs: 2, Log: ae.Log}
-	e := &env{Client: ae.Serve(api.NewRegistry(qemuapi.Methods(deps))), tasks: tm, vms: vms, store: store}
+	methods := [][]api.Method{qemuapi.Methods(deps)}
+	if more != nil {
+		methods = append(methods, more(envParts{dir: dir, ae: ae, tasks: tm, vms: vms, host: host}, deps))
+	}
+	e := &env{Client: ae.Serve(api.NewRegistry(methods...)), tasks: tm, vms: vms, store: store}
 	t.Cleanup(e.killAll)
 	return e
 }
 
-// killAll kills every QEMU the test left running.
 func (e *env) killAll() {
-	for vmid := 100; vmid < 120; vmid++ {
+	for vmid := 100; vmid < 130; vmid++ {
 		if pid, ok := e.vms.Running(vmid); ok {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}

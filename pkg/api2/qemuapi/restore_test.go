@@ -1,7 +1,6 @@
 package qemuapi_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,17 +12,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pvenode/pvenode/pkg/api"
-	"github.com/pvenode/pvenode/pkg/api/apitest"
 	"github.com/pvenode/pvenode/pkg/api2/qemuapi"
 	"github.com/pvenode/pvenode/pkg/api2/vzdumpapi"
-	"github.com/pvenode/pvenode/pkg/storage"
-	"github.com/pvenode/pvenode/pkg/tasks"
-	"github.com/pvenode/pvenode/pkg/vmm"
 	"github.com/pvenode/pvenode/pkg/vzdump"
 )
 
@@ -31,48 +25,14 @@ import (
 // backups) and "other" (images), and the vzdump methods beside the VM
 // methods.
 func newBackupEnv(t testing.TB) *env {
-	t.Helper()
-	for _, bin := range []string{"qemu-system-x86_64", "qemu-img"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skip(bin + " not installed")
-		}
-	}
-	dir := t.TempDir()
-	store := filepath.Join(dir, "store")
-	ae := apitest.New(t, apitest.Setup{Dir: dir, Files: map[string]string{
-		"storage.cfg": "dir: store\n\tpath " + store + "\n\tcontent images,backup\n\n" +
-			"dir: other\n\tpath " + filepath.Join(dir, "other") + "\n\tcontent images\n\n",
-		"user.cfg": "user:admin@pve:1:0:::::\nuser:alice@pve:1:0:::::\n" +
-			"acl:1:/:admin@pve:Administrator:\n" +
-			"acl:1:/vms/100:alice@pve:PVEVMUser:\n",
-	}})
-	tm, err := tasks.New(tasks.Config{Root: filepath.Join(dir, "tasks"), Node: node, Logger: ae.Log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tm.Close(context.Background()) })
-	run, err := os.MkdirTemp("", "qr") // QMP socket paths must stay short
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(run) })
-	host := &storage.Host{Root: ae.Root, Node: node}
-	vms := vmm.New(vmm.Config{RunDir: run, Upstream: true, NetBackend: "user",
-		KVM: func() bool { return false }, ResolveVolume: host.Resolve})
-	deps := &qemuapi.Deps{Config: ae.Root, Privs: ae.Auth, Tasks: tm, VMs: vms, Storage: host,
-		QEMUVersion: func() string { return "7.2.0" }, HostCPUs: 2, Log: ae.Log}
-	eng := &vzdump.Engine{Config: ae.Root, VMs: vms, Storage: host, Node: node}
-	vz := &vzdumpapi.Deps{Config: ae.Root, Privs: ae.Auth, Storage: host, Engine: eng, Tasks: tm,
-		DefaultsFile: filepath.Join(dir, "vzdump.conf")}
-	e := &env{Client: ae.Serve(api.NewRegistry(qemuapi.Methods(deps), vzdumpapi.Methods(vz))), tasks: tm, vms: vms, store: store}
-	t.Cleanup(func() {
-		for vmid := 100; vmid < 130; vmid++ {
-			if pid, ok := vms.Running(vmid); ok {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
+	return newEnvWith(t, func(dir string) string {
+		return "dir: store\n\tpath " + filepath.Join(dir, "store") + "\n\tcontent images,backup\n\n" +
+			"dir: other\n\tpath " + filepath.Join(dir, "other") + "\n\tcontent images\n\n"
+	}, func(p envParts, deps *qemuapi.Deps) []api.Method {
+		eng := &vzdump.Engine{Config: p.ae.Root, VMs: p.vms, Storage: p.host, Node: node}
+		return vzdumpapi.Methods(&vzdumpapi.Deps{Config: p.ae.Root, Privs: p.ae.Auth, Storage: p.host, Engine: eng,
+			Tasks: p.tasks, DefaultsFile: filepath.Join(p.dir, "vzdump.conf")})
 	})
-	return e
 }
 
 // fillDisk writes known data at a few places of a (stopped) VM's disk.
