@@ -34,8 +34,8 @@ type Method struct {
 	// that node, like ProxyTo, for the console methods PVE declares
 	// without proxyto because it reaches the other node over SSH itself.
 	// Not part of the schema.
-	RunOnNode bool
-	NoToken     bool   // allowtoken = 0: API tokens are refused
+	RunOnNode   bool
+	NoToken     bool // allowtoken = 0: API tokens are refused
 	Permissions Permissions
 	// Params are the parameter properties; path placeholders must be among them.
 	Params map[string]*Schema
