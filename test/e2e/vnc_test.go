@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"bufio"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pvenode/pvenode/pkg/api/apitest"
 )
 
 // TestVNCConsoleThroughProxy is a web console's path over HTTPS: vncproxy
@@ -83,23 +83,9 @@ func openWebSocket(t *testing.T, addr string, cfg *tls.Config, pathQuery, loginT
 	}
 	t.Cleanup(func() { conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(reqTimeout))
-	kb := make([]byte, 16)
-	_, _ = rand.Read(kb)
-	req := "GET " + pathQuery + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
-		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
-		"Sec-WebSocket-Key: " + base64.StdEncoding.EncodeToString(kb) + "\r\nSec-WebSocket-Protocol: binary\r\n" +
-		"Cookie: PVEAuthCookie=" + url.QueryEscape(loginTicket) + "\r\n\r\n"
-	if _, err := conn.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	rd := bufio.NewReader(conn)
-	hr, err := http.ReadResponse(rd, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if hr.StatusCode != http.StatusSwitchingProtocols {
-		b, _ := io.ReadAll(hr.Body)
-		return nil, nil, hr.Status + " " + string(b)
+	rd, _, refusal := apitest.WSHandshake(t, conn, "127.0.0.1", pathQuery, loginTicket)
+	if rd == nil {
+		return nil, nil, refusal
 	}
 	return conn, rd, ""
 }

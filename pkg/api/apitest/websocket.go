@@ -1,8 +1,18 @@
 package apitest
 
 import (
+	"bufio"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
 	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/pvenode/pvenode/pkg/api"
+	"github.com/pvenode/pvenode/pkg/ticket"
 )
 
 // WSFrame is a WebSocket frame as a test client reads it.
@@ -72,4 +82,37 @@ func ReadWSFrame(rd io.Reader) (WSFrame, error) {
 		}
 	}
 	return f, nil
+}
+
+// WSHandshake sends a WebSocket upgrade for pathQuery over c (protocol
+// "binary", the login ticket as cookie) and reads the answer: after a 101
+// with the right Sec-WebSocket-Accept it returns the reader to go on with
+// and the answer's header; otherwise the status line and body of the
+// refusal. Reads have a 20 s deadline.
+func WSHandshake(tb testing.TB, c net.Conn, host, pathQuery, loginTicket string) (*bufio.Reader, http.Header, string) {
+	tb.Helper()
+	kb := make([]byte, 16)
+	_, _ = rand.Read(kb)
+	key := base64.StdEncoding.EncodeToString(kb)
+	req := "GET " + pathQuery + " HTTP/1.1\r\n" +
+		"Host: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Protocol: binary\r\n" +
+		"Cookie: " + ticket.CookieHeader(loginTicket) + "\r\n\r\n"
+	if _, err := c.Write([]byte(req)); err != nil {
+		tb.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	rd := bufio.NewReader(c)
+	resp, err := http.ReadResponse(rd, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(resp.Body)
+		return nil, resp.Header, resp.Status + " " + string(body)
+	}
+	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != api.WebSocketAccept(key) {
+		tb.Errorf("Sec-WebSocket-Accept %q", got)
+	}
+	return rd, resp.Header, ""
 }

@@ -3,11 +3,8 @@ package nodes_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,7 +19,6 @@ import (
 	"github.com/pvenode/pvenode/pkg/api/apitest"
 	"github.com/pvenode/pvenode/pkg/api2/nodes"
 	"github.com/pvenode/pvenode/pkg/tasks"
-	"github.com/pvenode/pvenode/pkg/ticket"
 )
 
 // termEnv serves the node methods with the node shell. The shell is
@@ -106,29 +102,10 @@ func (e *termEnv) dialShell(t *testing.T, user string, port int, vncticket strin
 		t.Fatal(err)
 	}
 	q := url.Values{"port": {strconv.Itoa(port)}, "vncticket": {vncticket}}
-	kb := make([]byte, 16)
-	_, _ = rand.Read(kb)
-	key := base64.StdEncoding.EncodeToString(kb)
-	req := "GET /api2/json/nodes/n1/vncwebsocket?" + q.Encode() + " HTTP/1.1\r\n" +
-		"Host: " + u.Host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
-		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Protocol: binary\r\n" +
-		"Cookie: " + ticket.CookieHeader(e.Login(user).Ticket) + "\r\n\r\n"
-	if _, err := c.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	rd := bufio.NewReader(c)
-	resp, err := http.ReadResponse(rd, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		body, _ := io.ReadAll(resp.Body)
+	rd, _, refusal := apitest.WSHandshake(t, c, u.Host, "/api2/json/nodes/n1/vncwebsocket?"+q.Encode(), e.Login(user).Ticket)
+	if rd == nil {
 		c.Close()
-		return nil, resp.Status + " " + string(body)
-	}
-	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != api.WebSocketAccept(key) {
-		t.Errorf("Sec-WebSocket-Accept %q", got)
+		return nil, refusal
 	}
 	t.Cleanup(func() { c.Close() })
 	return &wsConn{t: t, c: c, rd: rd}, ""

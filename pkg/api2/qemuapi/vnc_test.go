@@ -2,13 +2,9 @@ package qemuapi_test
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
@@ -17,7 +13,6 @@ import (
 	"time"
 
 	"github.com/pvenode/pvenode/pkg/access"
-	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/api/apitest"
 	"github.com/pvenode/pvenode/pkg/ticket"
 )
@@ -43,31 +38,12 @@ func wsDial(t *testing.T, srvURL, loginTicket, vmid string, port int, vncticket 
 		t.Fatal(err)
 	}
 	q := url.Values{"port": {strconv.Itoa(port)}, "vncticket": {vncticket}}
-	kb := make([]byte, 16)
-	_, _ = rand.Read(kb)
-	key := base64.StdEncoding.EncodeToString(kb)
-	req := "GET /api2/json/nodes/" + node + "/qemu/" + vmid + "/vncwebsocket?" + q.Encode() + " HTTP/1.1\r\n" +
-		"Host: " + u.Host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
-		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Protocol: binary\r\n" +
-		"Cookie: " + ticket.CookieHeader(loginTicket) + "\r\n\r\n"
-	if _, err := c.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	rd := bufio.NewReader(c)
-	resp, err := http.ReadResponse(rd, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		body, _ := io.ReadAll(resp.Body)
+	rd, hdr, refusal := apitest.WSHandshake(t, c, u.Host, "/api2/json/nodes/"+node+"/qemu/"+vmid+"/vncwebsocket?"+q.Encode(), loginTicket)
+	if rd == nil {
 		c.Close()
-		return nil, nil, resp.Status + " " + string(body)
+		return nil, nil, refusal
 	}
-	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != api.WebSocketAccept(key) {
-		t.Errorf("Sec-WebSocket-Accept %q", got)
-	}
-	if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != "binary" {
+	if got := hdr.Get("Sec-WebSocket-Protocol"); got != "binary" {
 		t.Errorf("Sec-WebSocket-Protocol %q, want the client's echoed", got)
 	}
 	t.Cleanup(func() { c.Close() })
