@@ -18,6 +18,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Files of the PKI and the ticket keys, relative to the config root.
@@ -269,9 +271,9 @@ func (e *ensurer) ensureCA() (cert *x509.Certificate, key func() (crypto.Signer,
 			return nil, nil, false, err
 		}
 	}
-	id, err := newUUID()
+	id, err := uuid.NewRandom()
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, false, fmt.Errorf("uuid: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 159))
 	if err != nil {
@@ -282,7 +284,7 @@ func (e *ensurer) ensureCA() (cert *x509.Certificate, key func() (crypto.Signer,
 		SerialNumber: serial,
 		Subject: pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{
 			{Type: oidCN, Value: "Proxmox Virtual Environment"},
-			{Type: oidOU, Value: id},
+			{Type: oidOU, Value: id.String()},
 			{Type: oidO, Value: "PVE Cluster Manager CA"},
 		}},
 		NotBefore:             notBefore,
@@ -419,17 +421,6 @@ func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 	}
 	sum := sha1.Sum(spki.PublicKey.Bytes)
 	return sum[:], nil
-}
-
-// newUUID returns a random (version 4) UUID in its lowercase text form.
-func newUUID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("uuid: %w", err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
 }
 
 // keyPEM encodes a private key as PKCS#8 PEM ("BEGIN PRIVATE KEY").

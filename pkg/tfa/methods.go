@@ -2,12 +2,13 @@ package tfa
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Type is a factor type as the API names it.
@@ -470,14 +471,11 @@ func newInfo(description string, now time.Time, rnd io.Reader) (Info, error) {
 // newUUID makes a random (version 4) UUID in libuuid's lower-case text
 // form, as PVE's ids come from uuid_generate.
 func newUUID(rnd io.Reader) (string, error) {
-	var b [16]byte
-	if _, err := io.ReadFull(rnd, b[:]); err != nil {
+	u, err := uuid.NewRandomFromReader(rnd)
+	if err != nil {
 		return "", fmt.Errorf("generate entry id: %w", err)
 	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return strings.Join([]string{h[0:8], h[8:12], h[12:16], h[16:20], h[20:32]}, "-"), nil
+	return u.String(), nil
 }
 
 // RemoveUser drops a user's TFA data; it reports whether there was any.

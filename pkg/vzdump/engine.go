@@ -2,7 +2,6 @@ package vzdump
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/pvenode/pvenode/pkg/pvefs"
 	"github.com/pvenode/pvenode/pkg/qemu"
@@ -278,21 +279,21 @@ func (g *guestLog) text() []byte {
 
 // guestRun is the state of one guest's backup.
 type guestRun struct {
-	e        *Engine
-	vmid     int
-	opts     Options
-	log      *guestLog
-	cfg      *qemu.Config
-	raw      []byte
-	disks    []disk
-	running  bool
-	paused   bool
-	mode     string
-	tmpDir   string
-	stopped  bool // we stopped the VM (stop mode): start it again
-	resume   bool // we paused the VM (suspend mode): resume it
-	stopTime time.Time
-	uuid     [16]byte // of the archive
+	e         *Engine
+	vmid      int
+	opts      Options
+	log       *guestLog
+	cfg       *qemu.Config
+	raw       []byte
+	disks     []disk
+	running   bool
+	paused    bool
+	mode      string
+	tmpDir    string
+	stopped   bool // we stopped the VM (stop mode): start it again
+	resume    bool // we paused the VM (suspend mode): resume it
+	stopTime  time.Time
+	archiveID uuid.UUID // of the archive
 }
 
 // backupGuest backs up one VM and logs its progress; errors are logged
@@ -651,18 +652,4 @@ func (e *Engine) expandNotes(tmpl string, vmid int, name string) string {
 		}
 	}
 	return b.String()
-}
-
-// newUUID returns a random (version 4) UUID.
-func newUUID() [16]byte {
-	var u [16]byte
-	_, _ = rand.Read(u[:])
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	return u
-}
-
-// formatUUID prints a UUID in its canonical form.
-func formatUUID(u [16]byte) string {
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/pvenode/pvenode/pkg/storage"
@@ -29,7 +31,7 @@ const progressInterval = 3 * time.Second
 // point-in-time image of each disk (block jobs or direct reads, by mode)
 // and packs the config and the images into the compressed VMA stream.
 func (g *guestRun) writeArchive(ctx context.Context, tmpArchive string) (err error) {
-	g.uuid = newUUID()
+	g.archiveID = uuid.New()
 	begin := time.Now()
 	sources, err := g.prepareSources(ctx)
 	if err != nil {
@@ -60,7 +62,7 @@ func (g *guestRun) writeArchive(ctx context.Context, tmpArchive string) (err err
 	if err != nil {
 		return err
 	}
-	w, err := vma.NewWriter(comp, g.uuid, g.e.now(), configs, devices)
+	w, err := vma.NewWriter(comp, g.archiveID, g.e.now(), configs, devices)
 	if err != nil {
 		return fmt.Errorf("write VMA header: %w", err)
 	}
@@ -140,7 +142,7 @@ func (g *guestRun) prepareSources(ctx context.Context) ([]string, error) {
 			},
 			starting: func() { g.log.info("starting backup via QMP command") },
 			started: func([]string) {
-				g.log.info("started backup task '%s'", formatUUID(g.uuid))
+				g.log.info("started backup task '%s'", g.archiveID)
 				if g.resume {
 					g.resume = false
 					g.log.info("resuming VM again after %d seconds", int(time.Since(g.stopTime).Seconds()))

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/google/uuid"
 	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/calendar"
@@ -321,7 +322,11 @@ func (d *Deps) createBackupJob(ctx context.Context, r *api.Request) (any, error)
 	id := opts["id"]
 	delete(opts, "id")
 	if id == "" {
-		id = newUUID()
+		u, err := uuid.NewRandom()
+		if err != nil {
+			return nil, err
+		}
+		id = u.String()
 	}
 	if err := verifyVZDumpParams(opts, true); err != nil {
 		return nil, err

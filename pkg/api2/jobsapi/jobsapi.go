@@ -8,8 +8,6 @@ package jobsapi
 
 import (
 	"context"
-	"crypto/rand"
-	"fmt"
 	"time"
 
 	"github.com/pvenode/pvenode/pkg/access"
@@ -84,16 +82,6 @@ func updateConfig(ctx context.Context, root *pvefs.Root, name string, types []*s
 		}
 		return cfg.Marshal(types), nil
 	})
-}
-
-// newUUID returns a random RFC 4122 version 4 UUID, as PVE's UUID::uuid()
-// names jobs created without an ID.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 func (d *Deps) ready() error {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/google/uuid"
 	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/qemu"
 	"github.com/pvenode/pvenode/pkg/tasks"
@@ -95,11 +96,11 @@ func (d *Deps) prepareConfig(authid string, vmid int, pool string, in map[string
 			}
 			v = nv
 		case k == "vmgenid" && v == "1":
-			u, err := newUUID()
+			u, err := uuid.NewRandom()
 			if err != nil {
 				return nil, err
 			}
-			v = u
+			v = u.String()
 		case k == "boot":
 			if _, err := (qemu.Props{"boot": v}).BootOrder(); err != nil {
 				return nil, api.ParamError(map[string]string{k: err.Error()})
@@ -208,18 +209,18 @@ func (d *Deps) buildNewConfig(ctx context.Context, l *tasks.Log, node string, vm
 		l.Printf("%s: successfully created disk '%s'", spec.key, v)
 	}
 	if _, ok := values["smbios1"]; !ok {
-		u, err := newUUID()
+		u, err := uuid.NewRandom()
 		if err != nil {
 			return err
 		}
-		values["smbios1"] = "uuid=" + u
+		values["smbios1"] = "uuid=" + u.String()
 	}
 	if _, ok := values["vmgenid"]; !ok {
-		u, err := newUUID()
+		u, err := uuid.NewRandom()
 		if err != nil {
 			return err
 		}
-		values["vmgenid"] = u
+		values["vmgenid"] = u.String()
 	}
 	if d.QEMUVersion != nil {
 		if v := d.QEMUVersion(); v != "" {

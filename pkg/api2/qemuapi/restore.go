@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/qemu"
 	"github.com/pvenode/pvenode/pkg/storage"
@@ -470,16 +471,16 @@ func (rs *restoreRun) restoreConfigLine(line string, volids map[string]string) (
 	}
 	if v, ok := strings.CutPrefix(line, "vmgenid: "); ok {
 		if strings.TrimSpace(v) != "0" {
-			u, err := newUUID()
+			u, err := uuid.NewRandom()
 			if err != nil {
 				return "", err
 			}
-			v = u
+			v = u.String()
 		}
 		return "vmgenid: " + strings.TrimSpace(v) + "\n", nil
 	}
 	if v, ok := strings.CutPrefix(line, "smbios1: "); ok && rs.unique {
-		u, err := newUUID()
+		u, err := uuid.NewRandom()
 		if err != nil {
 			return "", err
 		}
@@ -489,7 +490,7 @@ func (rs *restoreRun) restoreConfigLine(line string, volids map[string]string) (
 				parts = append(parts, p)
 			}
 		}
-		parts = append(parts, "uuid="+u)
+		parts = append(parts, "uuid="+u.String())
 		sort.Strings(parts)
 		return "smbios1: " + strings.Join(parts, ",") + "\n", nil
 	}
