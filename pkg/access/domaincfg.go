@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/pvenode/pvenode/pkg/pvefs"
+	"github.com/pvenode/pvenode/pkg/pvetext"
 	"github.com/pvenode/pvenode/pkg/ticket"
 )
 
@@ -366,7 +367,7 @@ func ParseDomainsCfg(name string, data []byte) (*DomainsCfg, []Warning) {
 			seenDefault = true
 		}
 		if s, ok := r.Props["comment"]; ok && perlTrue(s) {
-			r.Props["comment"] = DecodeText(s)
+			r.Props["comment"] = pvetext.Decode(s)
 		}
 	}
 	for _, f := range []struct{ id, comment string }{
@@ -435,7 +436,7 @@ func (c *DomainsCfg) Marshal() ([]byte, error) {
 			return nil
 		}
 		if s := r.Props["comment"]; perlTrue(s) {
-			if err := line("comment", EncodeText(s)); err != nil {
+			if err := line("comment", pvetext.Encode(s)); err != nil {
 				return nil, err
 			}
 		}

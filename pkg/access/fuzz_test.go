@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/pvenode/pvenode/pkg/pvetext"
 )
 
 // Fuzz targets for the config parsers. Run one with, for example,
@@ -359,20 +361,20 @@ func FuzzText(f *testing.F) {
 	}
 	escRe := regexp.MustCompile(`%([0-9A-F]{2})`)
 	f.Fuzz(func(t *testing.T, s string) {
-		d := DecodeText(s)
+		d := pvetext.Decode(s)
 		if !utf8.ValidString(d) {
-			t.Fatalf("DecodeText(%q) = %q: invalid UTF-8", s, d)
+			t.Fatalf("pvetext.Decode(%q) = %q: invalid UTF-8", s, d)
 		}
 		for _, in := range []string{s, d} {
-			e := EncodeText(in)
+			e := pvetext.Encode(in)
 			rest := escRe.ReplaceAllString(e, "")
 			for i := 0; i < len(rest); i++ {
 				if c := rest[i]; c < 0x20 || c >= 0x7f || c == ':' || c == '%' {
-					t.Fatalf("EncodeText(%q) = %q: byte %q unescaped", in, e, c)
+					t.Fatalf("pvetext.Encode(%q) = %q: byte %q unescaped", in, e, c)
 				}
 			}
-			if back := DecodeText(e); utf8.ValidString(in) && back != in {
-				t.Fatalf("DecodeText(EncodeText(%q)) = %q", in, back)
+			if back := pvetext.Decode(e); utf8.ValidString(in) && back != in {
+				t.Fatalf("pvetext.Decode(pvetext.Encode(%q)) = %q", in, back)
 			}
 		}
 	})

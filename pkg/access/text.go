@@ -2,40 +2,7 @@ package access
 
 import (
 	"strings"
-	"unicode/utf8"
-
-	"github.com/pvenode/pvenode/pkg/ticket"
 )
-
-// EncodeText encodes a free-text field (first name, last name, comment) for
-// user.cfg: the UTF-8 bytes with every control byte, '%', ':', DEL and every
-// byte >= 0x80 percent-encoded (uppercase hex); space and all other
-// printable ASCII stay.
-func EncodeText(s string) string {
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == '%' || c == ':' || c >= 0x7f {
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&15])
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
-}
-
-// DecodeText reverses EncodeText: every %XX is decoded and the bytes are
-// read as UTF-8, invalid sequences becoming U+FFFD.
-func DecodeText(s string) string {
-	d := ticket.Unescape(s)
-	if utf8.ValidString(d) {
-		return d
-	}
-	return strings.ToValidUTF8(d, "\uFFFD")
-}
 
 // SplitList splits a list field on ',', ';' and whitespace, dropping empty
 // items (PVE's split_list). A list containing a NUL byte is split on NUL

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pvenode/pvenode/pkg/pvetext"
 	"github.com/pvenode/pvenode/pkg/ticket"
 )
 
@@ -265,13 +266,13 @@ func (c *UserCfg) parseUser(field fieldFunc, warn warnFunc) {
 	}
 	u := &User{Enable: perlTrue(field(2)), Expire: expire, Email: field(6)}
 	if s := field(4); perlTrue(s) {
-		u.Firstname = DecodeText(s)
+		u.Firstname = pvetext.Decode(s)
 	}
 	if s := field(5); perlTrue(s) {
-		u.Lastname = DecodeText(s)
+		u.Lastname = pvetext.Decode(s)
 	}
 	if s := field(7); perlTrue(s) {
-		u.Comment = DecodeText(s)
+		u.Comment = pvetext.Decode(s)
 	}
 	if s := field(8); perlTrue(s) {
 		u.Keys = s
@@ -307,7 +308,7 @@ func (c *UserCfg) parseToken(field fieldFunc, warn warnFunc) {
 	}
 	t.Expire, t.Privsep = expire, perlTrue(field(3))
 	if s := field(4); perlTrue(s) {
-		t.Comment = DecodeText(s)
+		t.Comment = pvetext.Decode(s)
 	}
 }
 
@@ -323,7 +324,7 @@ func (c *UserCfg) parseGroup(field fieldFunc, warn warnFunc) {
 		c.Groups[name] = g
 	}
 	if s := field(3); perlTrue(s) {
-		g.Comment = DecodeText(s)
+		g.Comment = pvetext.Decode(s)
 	}
 	for _, m := range SplitList(field(2)) {
 		if !ValidUserID(m) {
@@ -442,7 +443,7 @@ func (c *UserCfg) parsePool(field fieldFunc, warn warnFunc, vmPool map[int]strin
 	}
 	p := c.ensurePool(name)
 	if s := field(2); perlTrue(s) {
-		p.Comment = DecodeText(s)
+		p.Comment = pvetext.Decode(s)
 	}
 	for _, v := range SplitList(field(3)) {
 		if !digitsRe.MatchString(v) {
@@ -688,7 +689,7 @@ func (c *UserCfg) Marshal() []byte {
 // as unset. Unlike PVE's writer it also encodes leading and trailing
 // spaces (as %20), which the reader would otherwise trim away.
 func encodeField(s string) string {
-	e := EncodeText(perlString(s))
+	e := pvetext.Encode(perlString(s))
 	t := strings.TrimLeft(e, " ")
 	lead := len(e) - len(t)
 	t = strings.TrimRight(t, " ")

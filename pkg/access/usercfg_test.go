@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pvenode/pvenode/pkg/pvetext"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -168,15 +170,15 @@ func TestTextEncoding(t *testing.T) {
 		{"Müller €", "M%C3%BCller %E2%82%AC"},
 		{"line\nbreak\x7f", "line%0Abreak%7F"},
 	} {
-		if got := EncodeText(tt.plain); got != tt.enc {
-			t.Errorf("EncodeText(%q) = %q; want %q", tt.plain, got, tt.enc)
+		if got := pvetext.Encode(tt.plain); got != tt.enc {
+			t.Errorf("pvetext.Encode(%q) = %q; want %q", tt.plain, got, tt.enc)
 		}
-		if got := DecodeText(tt.enc); got != tt.plain {
-			t.Errorf("DecodeText(%q) = %q; want %q", tt.enc, got, tt.plain)
+		if got := pvetext.Decode(tt.enc); got != tt.plain {
+			t.Errorf("pvetext.Decode(%q) = %q; want %q", tt.enc, got, tt.plain)
 		}
 	}
-	if got := DecodeText("bad%FFbyte"); got != "bad\uFFFDbyte" {
-		t.Errorf("DecodeText(invalid UTF-8) = %q", got)
+	if got := pvetext.Decode("bad%FFbyte"); got != "bad\uFFFDbyte" {
+		t.Errorf("pvetext.Decode(invalid UTF-8) = %q", got)
 	}
 }
 

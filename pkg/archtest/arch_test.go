@@ -61,7 +61,7 @@ func level(path string) int {
 		return 10
 	case rel == "pkg/pvefs":
 		return 0
-	case rel == "pkg/lockfile", rel == "pkg/calendar", rel == "pkg/vma", rel == "pkg/sectiontext":
+	case rel == "pkg/lockfile", rel == "pkg/calendar", rel == "pkg/vma", rel == "pkg/sectiontext", rel == "pkg/pvetext":
 		// the lowest leaves: file primitives and formats the other leaves use
 		return -20
 	default: // pure leaf packages: ticket, netacl, defaultsfile, reqinfo, nodename, buildinfo, storage, tasks, qemu

@@ -12,8 +12,8 @@ import (
 	"regexp"
 	"strconv"
 
-	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/api"
+	"github.com/pvenode/pvenode/pkg/pvetext"
 	"github.com/pvenode/pvenode/pkg/sectioncfg"
 )
 
@@ -122,7 +122,7 @@ func VZDumpJobs(cfg *sectioncfg.Config) []VZDumpJob {
 		}
 		opts := maps.Clone(s.Opts)
 		if c, ok := opts["comment"]; ok {
-			opts["comment"] = access.DecodeText(c)
+			opts["comment"] = pvetext.Decode(c)
 		}
 		out = append(out, VZDumpJob{
 			ID:           s.ID,
@@ -190,7 +190,7 @@ func ReplicationJobs(cfg *sectioncfg.Config) []ReplicationJob {
 		guest, num, _ := splitReplicationID(s.ID)
 		opts := maps.Clone(s.Opts)
 		if c, ok := opts["comment"]; ok {
-			opts["comment"] = access.DecodeText(c)
+			opts["comment"] = pvetext.Decode(c)
 		}
 		sched := s.Opts["schedule"]
 		if sched == "" {
@@ -201,9 +201,6 @@ func ReplicationJobs(cfg *sectioncfg.Config) []ReplicationJob {
 	}
 	return out
 }
-
-// EncodeComment is how a comment is stored in both files (PVE's encode_text).
-func EncodeComment(c string) string { return access.EncodeText(c) }
 
 // CheckValue checks one option of a section type, for the API's updates.
 func CheckValue(t *sectioncfg.Type, key, value string) error {

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pvenode/pvenode/pkg/pvetext"
 )
 
 // DefaultRunDir is where PVE keeps the per-VM sockets and pid file.
@@ -838,7 +840,7 @@ func (b *cmdBuilder) driveDevice(d Drive, scsihw string, bootindex int) (string,
 		s += ",drive=drive-" + d.Key + ",id=" + d.Key
 		if typ == "hd" {
 			if m := d.Opts.Values["model"]; m != "" {
-				s += ",model=" + qemuEscape(decodeText(m))
+				s += ",model=" + qemuEscape(pvetext.Decode(m))
 			}
 			if isTrue(d.Opts, "ssd") {
 				s += ",rotation_rate=1"
@@ -854,7 +856,7 @@ func (b *cmdBuilder) driveDevice(d Drive, scsihw string, bootindex int) (string,
 		s += ",bootindex=" + strconv.Itoa(bootindex)
 	}
 	if serial := d.Opts.Values["serial"]; serial != "" {
-		s += ",serial=" + qemuEscape(decodeText(serial))
+		s += ",serial=" + qemuEscape(pvetext.Decode(serial))
 	}
 	return s, nil
 }

@@ -8,7 +8,8 @@ import (
 	"sort"
 	"strings"
 	"unicode"
-	"unicode/utf8"
+
+	"github.com/pvenode/pvenode/pkg/pvetext"
 )
 
 // Props is one section of a VM config: key to raw value, exactly as in the
@@ -153,12 +154,12 @@ func Parse(vmid int, data []byte) (*Config, error) {
 			}
 		}
 		if strings.HasPrefix(line, "#") {
-			addDescr(decodeText(line[1:]) + "\n")
+			addDescr(pvetext.Decode(line[1:]) + "\n")
 			continue
 		}
 		if strings.HasPrefix(line, "description:") {
 			if m := descrLineRE.FindStringSubmatch(line); m != nil {
-				addDescr(decodeText(m[1]))
+				addDescr(pvetext.Decode(m[1]))
 				continue
 			}
 		}
@@ -217,7 +218,7 @@ func writeSection(b *strings.Builder, p Props, pending bool) {
 				lines = lines[:len(lines)-1]
 			}
 			for _, l := range lines {
-				b.WriteString("#" + encodeText(l) + "\n")
+				b.WriteString("#" + pvetext.Encode(l) + "\n")
 			}
 		} else if pending {
 			b.WriteString("#\n")
@@ -239,52 +240,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// encodeText escapes control and non-ASCII bytes, ':' and '%' as %XX
-// (PVE::ParseUtils::encode_text).
-func encodeText(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c <= 0x7e && c != '%' && c != ':' {
-			b.WriteByte(c)
-			continue
-		}
-		fmt.Fprintf(&b, "%%%02X", c)
-	}
-	return b.String()
-}
-
-// decodeText undoes %XX escapes and decodes UTF-8, replacing invalid
-// sequences (PVE::ParseUtils::decode_text).
-func decodeText(s string) string {
-	if !strings.Contains(s, "%") {
-		return strings.ToValidUTF8(s, string(utf8.RuneError))
-	}
-	var b []byte
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-			continue
-		}
-		b = append(b, s[i])
-	}
-	return strings.ToValidUTF8(string(b), string(utf8.RuneError))
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
-	}
 }

@@ -1,6 +1,10 @@
 package ticket
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/pvenode/pvenode/pkg/pvetext"
+)
 
 // Default credential names used by pveproxy.
 const (
@@ -92,33 +96,8 @@ func Escape(s string) string {
 
 // Unescape decodes every %XX sequence (hex digits in either case) and keeps
 // everything else, including '+' and malformed '%' sequences, unchanged.
-func Unescape(s string) string {
-	if strings.IndexByte(s, '%') < 0 {
-		return s
-	}
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-			continue
-		}
-		b = append(b, s[i])
-	}
-	return string(b)
-}
+func Unescape(s string) string { return pvetext.Unescape(s) }
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/api"
 	"github.com/pvenode/pvenode/pkg/calendar"
 	"github.com/pvenode/pvenode/pkg/jobs"
+	"github.com/pvenode/pvenode/pkg/pvetext"
 	"github.com/pvenode/pvenode/pkg/sectioncfg"
 	"github.com/pvenode/pvenode/pkg/vmlist"
 )
@@ -136,7 +137,7 @@ func jobJSON(sec *sectioncfg.Section) map[string]any {
 	out := map[string]any{"id": sec.ID, "type": sec.Type}
 	for k, v := range sec.Opts {
 		if k == "comment" {
-			out[k] = access.DecodeText(v)
+			out[k] = pvetext.Decode(v)
 			continue
 		}
 		out[k] = api.TypedValue(props[k], v, true)
@@ -332,7 +333,7 @@ func (d *Deps) createBackupJob(ctx context.Context, r *api.Request) (any, error)
 		return nil, err
 	}
 	if c, ok := opts["comment"]; ok {
-		opts["comment"] = jobs.EncodeComment(c)
+		opts["comment"] = pvetext.Encode(c)
 	}
 	sec := &sectioncfg.Section{Type: "vzdump", ID: id, Opts: opts, Lists: lists}
 	if err := sectioncfg.Check(sec, jobs.JobTypes()); err != nil {
@@ -466,7 +467,7 @@ func (d *Deps) updateBackupJob(ctx context.Context, r *api.Request) (any, error)
 		}
 		for k, v := range opts {
 			if k == "comment" {
-				v = jobs.EncodeComment(v)
+				v = pvetext.Encode(v)
 			}
 			next.Opts[k] = v
 		}

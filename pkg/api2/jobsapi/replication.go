@@ -13,6 +13,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/calendar"
 	"github.com/pvenode/pvenode/pkg/corosync"
 	"github.com/pvenode/pvenode/pkg/jobs"
+	"github.com/pvenode/pvenode/pkg/pvetext"
 	"github.com/pvenode/pvenode/pkg/sectioncfg"
 	"github.com/pvenode/pvenode/pkg/vmlist"
 )
@@ -283,7 +284,7 @@ func (d *Deps) createReplication(ctx context.Context, r *api.Request) (any, erro
 		return nil, api.Errorf(http.StatusInternalServerError, "Source and target must not be identical")
 	}
 	if c, ok := opts["comment"]; ok {
-		opts["comment"] = jobs.EncodeComment(c)
+		opts["comment"] = pvetext.Encode(c)
 	}
 	sec := &sectioncfg.Section{Type: "local", ID: id, Opts: opts, Lists: map[string][]string{}}
 	if err := sectioncfg.Check(sec, jobs.ReplicationTypes()); err != nil {
@@ -348,7 +349,7 @@ func (d *Deps) updateReplication(ctx context.Context, r *api.Request) (any, erro
 		}
 		for k, v := range opts {
 			if k == "comment" {
-				v = jobs.EncodeComment(v)
+				v = pvetext.Encode(v)
 			}
 			sec.Opts[k] = v
 		}
