@@ -221,11 +221,14 @@ func (r *Runner) remove(ctx context.Context, j jobs.ReplicationJob, out *jobLog)
 	return nil
 }
 
+// tmpDir makes a directory for the run's point-in-time copies, in the
+// guest's image directory of the "local" storage.
 func (r *Runner) tmpDir(vmid int) (string, error) {
-	base := filepath.Join(r.Storage.LocalPath, "images", fmt.Sprint(vmid))
-	if r.Storage.LocalPath == "" {
-		base = filepath.Join(storage.LocalPath, "images", fmt.Sprint(vmid))
+	local, err := r.Storage.Storage("local")
+	if err != nil {
+		return "", err
 	}
+	base := filepath.Join(local.Root(), "images", fmt.Sprint(vmid))
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		return "", err
 	}

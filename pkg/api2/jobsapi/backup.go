@@ -339,7 +339,7 @@ func (d *Deps) createBackupJob(ctx context.Context, r *api.Request) (any, error)
 	if err := sectioncfg.Check(sec, jobs.JobTypes()); err != nil {
 		return nil, api.Errorf(http.StatusBadRequest, "%v", err)
 	}
-	err := updateConfig(ctx, d.Root, jobs.JobsFile, jobs.JobTypes(), jobs.ParseJobs, func(cfg *sectioncfg.Config) error {
+	err := d.updateJobs(ctx, func(cfg *sectioncfg.Config) error {
 		if cfg.Get(id) != nil {
 			return api.Errorf(http.StatusInternalServerError, "Job '%s' already exists", id)
 		}
@@ -349,28 +349,33 @@ func (d *Deps) createBackupJob(ctx context.Context, r *api.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	d.syncState()
 	return nil, nil
 }
 
-// syncState makes this node's job state follow jobs.cfg at once (PVE's
-// create_job / remove_job / detect_changed_runtime_props); pvescheduler
-// does the same on every node when it sees the change.
-func (d *Deps) syncState() {
-	if d.Store == nil {
-		return
-	}
-	cfg, err := d.jobsConfig()
-	if err != nil {
-		return
+// updateJobs changes jobs.cfg under its lock (nothing is written if fn
+// fails) and makes this node's job state follow what was written at once
+// (PVE's create_job / remove_job / detect_changed_runtime_props);
+// pvescheduler does the same on every node when it sees the change.
+func (d *Deps) updateJobs(ctx context.Context, fn func(cfg *sectioncfg.Config) error) error {
+	var written *sectioncfg.Config
+	err := updateConfig(ctx, d.Root, jobs.JobsFile, jobs.JobTypes(), jobs.ParseJobs, func(cfg *sectioncfg.Config) error {
+		if err := fn(cfg); err != nil {
+			return err
+		}
+		written = cfg
+		return nil
+	})
+	if err != nil || d.Store == nil {
+		return err
 	}
 	byID := map[string]map[string]string{}
-	for _, j := range jobs.VZDumpJobs(cfg) {
+	for _, j := range jobs.VZDumpJobs(written) {
 		byID[j.ID] = j.Opts
 	}
 	if err := d.Store.Setup(); err == nil {
 		_ = d.Store.Sync("vzdump", byID)
 	}
+	return nil
 }
 
 func (d *Deps) deleteBackupJob(ctx context.Context, r *api.Request) (any, error) {
@@ -378,7 +383,7 @@ func (d *Deps) deleteBackupJob(ctx context.Context, r *api.Request) (any, error)
 		return nil, err
 	}
 	id := r.Params.Get("id")
-	err := updateConfig(ctx, d.Root, jobs.JobsFile, jobs.JobTypes(), jobs.ParseJobs, func(cfg *sectioncfg.Config) error {
+	err := d.updateJobs(ctx, func(cfg *sectioncfg.Config) error {
 		if sec := cfg.Get(id); sec == nil || sec.Type != "vzdump" {
 			return api.ParamError(map[string]string{"id": fmt.Sprintf("No such job '%s'", id)})
 		}
@@ -388,7 +393,6 @@ func (d *Deps) deleteBackupJob(ctx context.Context, r *api.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	d.syncState()
 	return nil, nil
 }
 
@@ -440,7 +444,7 @@ func (d *Deps) updateBackupJob(ctx context.Context, r *api.Request) (any, error)
 			return nil, api.ParamError(map[string]string{"delete": fmt.Sprintf("unknown option '%s'", k)})
 		}
 	}
-	err := updateConfig(ctx, d.Root, jobs.JobsFile, jobs.JobTypes(), jobs.ParseJobs, func(cfg *sectioncfg.Config) error {
+	err := d.updateJobs(ctx, func(cfg *sectioncfg.Config) error {
 		sec := cfg.Get(id)
 		if sec == nil || sec.Type != "vzdump" {
 			return api.Errorf(http.StatusInternalServerError, "no such vzdump job")
@@ -502,7 +506,6 @@ func (d *Deps) updateBackupJob(ctx context.Context, r *api.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	d.syncState()
 	return nil, nil
 }
 
