@@ -9,7 +9,7 @@ LDFLAGS   := -s -w -X github.com/pvenode/pvenode/pkg/buildinfo.Commit=$(COMMIT)
 RUNPREFIX ?= $(CURDIR)/.run
 SCHEMA    ?= ../shared/reference/pve-api-schema.json
 
-.PHONY: help deps build test test-short bench bench-vm bench-scheduler bench-cluster run stop api-coverage api-dump schema-testdata lint deb clean
+.PHONY: help deps build test test-short bench bench-vm bench-scheduler bench-cluster bench-spice run stop api-coverage api-dump schema-testdata lint deb clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,11 +42,15 @@ test: build ## run the whole test suite (what CI runs)
 test-short: ## unit tests only (skips tests that start real daemons)
 	$(GO) test -short -count=1 ./...
 
-bench: build bench-vm bench-cluster bench-scheduler ## measure pveproxy against a bare Go HTTPS server, the VM and the cluster figures (docs/benchmarks.md)
+bench: build bench-vm bench-cluster bench-scheduler bench-spice ## measure pveproxy against a bare Go HTTPS server, the VM and the cluster figures (docs/benchmarks.md)
 	PVENODE_BIN=$(CURDIR)/$(BIN) deploy/bench/run.sh
 
 bench-vm: ## VM figures: listing 500 VMs, start call to QMP "running" (real QEMU)
 	$(GO) test -run '^$$' -bench 'ListVMs500|StartToRunning' -benchtime 20x -count 3 ./pkg/api2/qemuapi/
+
+bench-spice: ## SPICE figures: the same bytes direct, through a tunnel, handed over to the VM; memory with a slow reader
+	$(GO) test -run '^$$' -bench 'LoopbackDirect|Tunnel|Handoff' -benchtime 2000x -count 5 ./pkg/service/spiceproxy/
+	$(GO) test -run '^$$' -bench SlowReaderRSS -benchtime 1x ./pkg/service/spiceproxy/
 
 bench-scheduler: ## scheduler figures: calendar time to task start over 100 firings; backup throughput against cp
 	$(GO) test -run '^$$' -bench SchedulingDelay -benchtime 100x -timeout 10m ./pkg/service/pvescheduler/

@@ -86,6 +86,13 @@ func (p Paths) DaemonMuxSocket() string {
 	return filepath.Join(p.RunDir, "pvedaemon", "api-mux.sock")
 }
 
+// SpiceHandoffSocket is the Unix socket (SOCK_SEQPACKET) where pvedaemon
+// takes SPICE client connections from spiceproxy to give them to the VM's
+// QEMU (pkg/spicehandoff): /run/pvedaemon/spice-handoff.sock.
+func (p Paths) SpiceHandoffSocket() string {
+	return filepath.Join(p.RunDir, "pvedaemon", "spice-handoff.sock")
+}
+
 // DefaultsFile returns /etc/default/<name>.
 func (p Paths) DefaultsFile(name string) string {
 	return filepath.Join(p.DefaultDir, name)

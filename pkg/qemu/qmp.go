@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -299,7 +301,7 @@ func (c *QMPClient) Close() error {
 // decodes its "return" into result (if not nil). ctx bounds the write and
 // the wait for the answer.
 func (c *QMPClient) Execute(ctx context.Context, command string, args, result any) error {
-	ret, err := c.execute(ctx, command, args)
+	ret, err := c.execute(ctx, command, args, nil)
 	if err != nil {
 		return err
 	}
@@ -311,7 +313,9 @@ func (c *QMPClient) Execute(ctx context.Context, command string, args, result an
 	return nil
 }
 
-func (c *QMPClient) execute(ctx context.Context, command string, args any) (json.RawMessage, error) {
+// execute sends command and waits for its answer. A non-nil file goes with
+// the command as SCM_RIGHTS ancillary data (what getfd takes).
+func (c *QMPClient) execute(ctx context.Context, command string, args any, file *os.File) (json.RawMessage, error) {
 	c.mu.Lock()
 	if c.closed {
 		err := c.err
@@ -350,7 +354,11 @@ func (c *QMPClient) execute(ctx context.Context, command string, args any) (json
 		deadline = time.Time{}
 	}
 	c.conn.SetWriteDeadline(deadline)
-	_, err = c.conn.Write(msg)
+	if file != nil {
+		err = c.writeWithFile(msg, file)
+	} else {
+		_, err = c.conn.Write(msg)
+	}
 	c.writeMu.Unlock()
 	if err != nil {
 		forget()
@@ -367,6 +375,51 @@ func (c *QMPClient) execute(ctx context.Context, command string, args any) (json
 		forget()
 		return nil, fmt.Errorf("qmp %s: %w", command, ctx.Err())
 	}
+}
+
+// writeWithFile writes msg in one sendmsg carrying file's descriptor.
+func (c *QMPClient) writeWithFile(msg []byte, file *os.File) error {
+	uc, ok := c.conn.(*net.UnixConn)
+	if !ok {
+		return errors.New("passing a file needs a Unix socket")
+	}
+	raw, err := file.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var werr error
+	if err := raw.Control(func(fd uintptr) {
+		var n int
+		n, _, werr = uc.WriteMsgUnix(msg, syscall.UnixRights(int(fd)), nil)
+		if werr == nil && n != len(msg) {
+			werr = io.ErrShortWrite
+		}
+	}); err != nil {
+		return err
+	}
+	return werr
+}
+
+// GetFD passes file to QEMU under name (QMP getfd); QEMU keeps its own
+// copy, the caller still closes file.
+func (c *QMPClient) GetFD(ctx context.Context, name string, file *os.File) error {
+	_, err := c.execute(ctx, "getfd", map[string]string{"fdname": name}, file)
+	return err
+}
+
+// CloseFD drops a descriptor passed with GetFD that was not used (QMP
+// closefd).
+func (c *QMPClient) CloseFD(ctx context.Context, name string) error {
+	return c.Execute(ctx, "closefd", map[string]string{"fdname": name}, nil)
+}
+
+// AddClient hands the connection passed as fdname to one of QEMU's servers
+// (QMP add_client): protocol "spice" or "vnc". QEMU takes the descriptor
+// over; tls asks for a TLS server side, skipauth for no password check.
+func (c *QMPClient) AddClient(ctx context.Context, protocol, fdname string, tls, skipauth bool) error {
+	return c.Execute(ctx, "add_client", map[string]any{
+		"protocol": protocol, "fdname": fdname, "tls": tls, "skipauth": skipauth,
+	}, nil)
 }
 
 // QueryStatus runs query-status.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -117,5 +118,43 @@ func (m *Manager) SetSpicePassword(ctx context.Context, vmid int, password, expi
 			return err
 		}
 		return c.ExpirePassword(ctx, "spice", expire)
+	})
+}
+
+// spiceHandoffFD is the name the handed-over connection has in QEMU's
+// monitor between getfd and add_client.
+const spiceHandoffFD = "pvenode-spice-client"
+
+// AddSpiceClient hands a client connection (conn's descriptor; the caller
+// closes its own copy afterwards) to running VM vmid's SPICE server, as if
+// the client had connected to it: QMP getfd and add_client, TLS when port
+// is the VM's TLS port, with the SPICE password still checked. port is the
+// SPICE port the client's ticket names; it must be the VM's.
+func (m *Manager) AddSpiceClient(ctx context.Context, vmid, port int, conn *os.File) error {
+	return m.qmp(ctx, vmid, func(c *qemu.QMPClient) error {
+		info, err := c.QuerySpice(ctx)
+		if err != nil {
+			return err
+		}
+		var tls bool
+		switch {
+		case info.TLSPort > 0 && info.TLSPort == port:
+			tls = true
+		case info.Port > 0 && info.Port == port:
+		case info.TLSPort == 0 && info.Port == 0:
+			return ErrNoSpice
+		default:
+			return fmt.Errorf("SPICE port %d is not this VM's", port)
+		}
+		if err := c.GetFD(ctx, spiceHandoffFD, conn); err != nil {
+			return err
+		}
+		if err := c.AddClient(ctx, "spice", spiceHandoffFD, tls, false); err != nil {
+			// add_client takes the descriptor even when SPICE then refuses
+			// it; closefd drops it if it was not taken.
+			_ = c.CloseFD(ctx, spiceHandoffFD)
+			return err
+		}
+		return nil
 	})
 }

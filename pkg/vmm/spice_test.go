@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,6 +72,40 @@ func TestSpice(t *testing.T) {
 	if _, err := spicetest.Dial(addr, &tls.Config{ServerName: "localhost"}, "s3cret"); err == nil {
 		t.Error("link trusting the system roots succeeded; want a certificate error")
 	}
+	// A connection handed over (add_client): the link and its password
+	// check happen in QEMU as for one it accepted itself.
+	for _, tc2 := range []struct {
+		name string
+		pw   string
+		ok   bool
+	}{{"right password", "s3cret", true}, {"wrong password", "wrong", false}} {
+		client, server := tcpPair(t)
+		f, err := server.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = m.AddSpiceClient(ctx, vmid, port, f)
+		f.Close()
+		server.Close()
+		if err != nil {
+			t.Fatalf("%s: AddSpiceClient: %v", tc2.name, err)
+		}
+		r, err := spicetest.Link(client, tc, tc2.pw)
+		if err != nil || (r == spicetest.LinkOK) != tc2.ok {
+			t.Errorf("%s: link over the handed-over connection = %d, %v; want ok %v", tc2.name, r, err, tc2.ok)
+		}
+		client.Close()
+	}
+	// A ticket for another port is not this VM's.
+	_, server := tcpPair(t)
+	f, err := server.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AddSpiceClient(ctx, vmid, port+1, f); err == nil || !strings.Contains(err.Error(), "not this VM's") {
+		t.Errorf("AddSpiceClient with another port: %v; want refused", err)
+	}
+	f.Close()
 	if err := m.SetSpicePassword(ctx, vmid, "s3cret", "now"); err != nil {
 		t.Fatal(err)
 	}
@@ -117,4 +152,24 @@ func TestSpiceBindFailed(t *testing.T) {
 			t.Errorf("%q: %v, want %v", msg, got, want)
 		}
 	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client net.Conn, server *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); sc.Close() })
+	return client, sc.(*net.TCPConn)
 }

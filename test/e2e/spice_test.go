@@ -75,6 +75,19 @@ func TestSpiceConsole(t *testing.T) {
 	if res, err := link(password); err != nil || res != spicetest.LinkOK {
 		t.Fatalf("SPICE link through spiceproxy: result %d, %v", res, err)
 	}
+	// A session that stays open: spiceproxy hands the connection to QEMU
+	// through pvedaemon (pkg/spicehandoff), so it outlives spiceproxy
+	// (checked below).
+	conn, _, status := spiceConnect(t, proxyAddr, "CONNECT "+host+":"+tlsPort+" HTTP/1.1\r\nHost: "+host+":"+tlsPort+"\r\n\r\n")
+	t.Cleanup(func() { conn.Close() })
+	if !strings.Contains(status, " 200 ") {
+		t.Fatalf("CONNECT for the session: %q", status)
+	}
+	session, res, err := spicetest.LinkSession(conn, tc, password)
+	if err != nil || res != spicetest.LinkOK {
+		t.Fatalf("SPICE session through spiceproxy: result %d, %v", res, err)
+	}
+	defer session.Close()
 	status, link = connect(host)
 	if !strings.Contains(status, " 200 ") {
 		t.Fatalf("second CONNECT: %q", status)
@@ -96,6 +109,15 @@ func TestSpiceConsole(t *testing.T) {
 		if status, _ := connect(tk); !strings.Contains(status, " 401 ") {
 			t.Errorf("%s ticket: %q", name, status)
 		}
+	}
+
+	// The session goes on with spiceproxy stopped: the connection is
+	// QEMU's, no tunnel (a tunnel ends with its proxy).
+	if _, stderr, err := n.run("spiceproxy", "stop", "--prefix", n.prefix); err != nil {
+		t.Fatalf("stop spiceproxy: %v: %s", err, stderr)
+	}
+	if nch, err := session.ChannelsList(10 * time.Second); err != nil || nch < 1 {
+		t.Errorf("SPICE session after spiceproxy stopped: %d channels, %v; want the channel list", nch, err)
 	}
 
 	// The same as a remote-viewer file (PVE's spiceconfig format, what the

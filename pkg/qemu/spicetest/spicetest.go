@@ -36,8 +36,79 @@ func Dial(addr string, tc *tls.Config, password string) (uint32, error) {
 // RSA-OAEP(SHA-1); it returns the link result (LinkOK when the password
 // was taken). conn may be a tunnel (a CONNECT through spiceproxy).
 func Link(conn net.Conn, tc *tls.Config, password string) (uint32, error) {
+	s, res, err := LinkSession(conn, tc, password)
+	if s != nil {
+		s.Close()
+	}
+	return res, err
+}
+
+// Session is a linked main channel.
+type Session struct {
+	conn   *tls.Conn
+	serial uint64
+}
+
+// Close closes the session's TLS connection.
+func (s *Session) Close() error { return s.conn.Close() }
+
+// LinkSession is Link keeping the main channel open: with LinkOK the
+// session can go on (ChannelsList).
+func LinkSession(conn net.Conn, tc *tls.Config, password string) (*Session, uint32, error) {
 	tconn := tls.Client(conn, tc)
-	defer tconn.Close()
+	res, err := link(tconn, password)
+	if err != nil || res != LinkOK {
+		tconn.Close()
+		return nil, res, err
+	}
+	return &Session{conn: tconn}, res, nil
+}
+
+// SPICE main channel message types (spice-protocol's enums.h).
+const (
+	msgMainChannelsList    = 104 // SPICE_MSG_MAIN_CHANNELS_LIST
+	msgcMainAttachChannels = 104 // SPICE_MSGC_MAIN_ATTACH_CHANNELS
+	maxMessage             = 1 << 20
+)
+
+// ChannelsList asks the server for its channels (ATTACH_CHANNELS) and
+// returns how many the CHANNELS_LIST answer names; the messages before it
+// (MAIN_INIT, ...) are skipped. It shows the session is served end to end.
+func (s *Session) ChannelsList(timeout time.Duration) (int, error) {
+	le := binary.LittleEndian
+	s.conn.SetDeadline(time.Now().Add(timeout))
+	// SpiceDataHeader (no mini header: it was not negotiated): serial u64,
+	// type u16, size u32, sub_list u32.
+	s.serial++
+	hdr := make([]byte, 18)
+	le.PutUint64(hdr, s.serial)
+	le.PutUint16(hdr[8:], msgcMainAttachChannels)
+	if _, err := s.conn.Write(hdr); err != nil {
+		return 0, err
+	}
+	for range 100 {
+		if _, err := io.ReadFull(s.conn, hdr); err != nil {
+			return 0, fmt.Errorf("read message header: %w", err)
+		}
+		typ, size := le.Uint16(hdr[8:]), le.Uint32(hdr[10:])
+		if size > maxMessage {
+			return 0, fmt.Errorf("message of %d bytes", size)
+		}
+		body := make([]byte, size)
+		if _, err := io.ReadFull(s.conn, body); err != nil {
+			return 0, fmt.Errorf("read message %d: %w", typ, err)
+		}
+		if typ == msgMainChannelsList {
+			if len(body) < 4 {
+				return 0, fmt.Errorf("channels list of %d bytes", len(body))
+			}
+			return int(le.Uint32(body)), nil
+		}
+	}
+	return 0, errors.New("no channels list in 100 messages")
+}
+
+func link(tconn *tls.Conn, password string) (uint32, error) {
 	tconn.SetDeadline(time.Now().Add(20 * time.Second))
 	le := binary.LittleEndian
 	msg := make([]byte, 16+18)

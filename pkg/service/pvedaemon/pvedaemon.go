@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pvenode/pvenode/pkg/api2/jobsapi"
@@ -52,6 +53,9 @@ import (
 	"github.com/pvenode/pvenode/pkg/nodestatus"
 	"github.com/pvenode/pvenode/pkg/pvefs"
 	"github.com/pvenode/pvenode/pkg/setup"
+	"github.com/pvenode/pvenode/pkg/spicehandoff"
+	"github.com/pvenode/pvenode/pkg/spiceticket"
+	"github.com/pvenode/pvenode/pkg/ticket"
 	"github.com/pvenode/pvenode/pkg/tlsconf"
 )
 
@@ -89,6 +93,10 @@ type Service struct {
 	unixLn net.Listener
 	muxLn  net.Listener
 	mux    *apimux.Server
+	// handoffLn takes SPICE client connections from spiceproxy, handed to
+	// the VMs' QEMU by handoff (pkg/spicehandoff).
+	handoffLn *net.UnixListener
+	handoff   *spicehandoff.Server
 	// tasks runs the node's worker tasks (LogDir/pve/tasks, PVE's layout).
 	tasks *tasks.Manager
 	// vms runs the node's QEMU processes (RunDir/qemu-server); stopWatch
@@ -222,19 +230,63 @@ func (s *Service) Listen(ctx context.Context) error {
 	}
 	s.ln = httpd.ReasonListener(ln)
 	s.log.Info("listening", "addr", ln.Addr().String(), "node", s.node)
-	uln, err := listenUnix(s.env.Paths.DaemonSocket())
+	uln, err := listenUnix("unix", s.env.Paths.DaemonSocket())
 	if err != nil {
 		return err
 	}
 	s.unixLn = httpd.ReasonListener(uln)
 	s.log.Info("listening", "socket", s.env.Paths.DaemonSocket())
-	if s.muxLn, err = listenUnix(s.env.Paths.DaemonMuxSocket()); err != nil {
+	if s.muxLn, err = listenUnix("unix", s.env.Paths.DaemonMuxSocket()); err != nil {
 		return err
 	}
+	hln, err := listenUnix("unixpacket", s.env.Paths.SpiceHandoffSocket())
+	if err != nil {
+		return err
+	}
+	s.handoffLn = hln.(*net.UnixListener)
+	s.handoff = &spicehandoff.Server{Handle: s.spiceHandoff, AllowUID: proxyUID, Log: s.log}
+	s.log.Info("listening", "socket", s.env.Paths.SpiceHandoffSocket())
 	// The same handler chain as the HTTP listeners.
 	s.mux = &apimux.Server{Handler: s.srv.Handler, Log: s.log}
 	s.log.Info("listening", "socket", s.env.Paths.DaemonMuxSocket())
 	return nil
+}
+
+// spiceHandoff gives a SPICE client's connection from spiceproxy to the
+// VM its ticket names (pkg/spicehandoff): the ticket is verified here
+// again (signature, age), the VM must run on this node and its SPICE port
+// be the ticket's; QEMU then checks the SPICE password as for any client.
+func (s *Service) spiceHandoff(ctx context.Context, connect string, conn *os.File) error {
+	key, err := s.root.ReadFile("pve-www.key")
+	if err != nil {
+		return errors.New("no ticket secret")
+	}
+	vmid, node, port, err := spiceticket.Verify(ticket.CSRFSecret(key), connect, time.Now())
+	if err != nil {
+		return errors.New("invalid ticket")
+	}
+	if node != "localhost" && !strings.EqualFold(node, s.node) {
+		return fmt.Errorf("VM %d is on node '%s'", vmid, node)
+	}
+	if err := s.vms.AddSpiceClient(ctx, vmid, port, conn); err != nil {
+		return err
+	}
+	s.log.Debug("spice client handed to QEMU", "vmid", vmid, "port", port)
+	return nil
+}
+
+// proxyUID allows root, the proxies' account (www-data) and pvedaemon's
+// own user (a test installation run by another user) to hand over SPICE
+// connections; the socket's mode already keeps others out.
+func proxyUID(uid uint32) bool {
+	if uid == 0 || int(uid) == os.Geteuid() {
+		return true
+	}
+	u, err := user.Lookup(buildinfo.ServiceUser)
+	if err != nil {
+		return false
+	}
+	return u.Uid == strconv.FormatUint(uint64(uid), 10)
 }
 
 // openAudit opens the audit log in pvedaemon's own log directory (root
@@ -263,7 +315,7 @@ func (s *Service) openAudit() error {
 // connect; pveproxy forwards through it (cheaper than loopback TCP).
 // A stale socket of an earlier run is removed: the pid-file lock already
 // guarantees no other pvedaemon runs.
-func listenUnix(path string) (net.Listener, error) {
+func listenUnix(network, path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("socket directory: %w", err)
@@ -278,7 +330,7 @@ func listenUnix(path string) (net.Listener, error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("remove stale socket: %w", err)
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := net.Listen(network, path)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
@@ -405,18 +457,21 @@ func (s *Service) Serve(ctx context.Context) error {
 	wctx, stop := context.WithCancel(context.Background())
 	s.stopWatch = stop
 	go s.vms.Watch(wctx, 2*time.Second)
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	for _, ln := range []net.Listener{s.ln, s.unixLn} {
 		go func(ln net.Listener) { errc <- s.srv.Serve(ln) }(ln)
 	}
 	go func() { errc <- s.mux.Serve(s.muxLn) }()
+	go func() { errc <- s.handoff.Serve(s.handoffLn) }()
 	var first error
-	for range 3 {
+	for range 4 {
 		err := <-errc
-		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, apimux.ErrServerClosed) && first == nil {
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, apimux.ErrServerClosed) &&
+			!errors.Is(err, spicehandoff.ErrServerClosed) && first == nil {
 			first = err
 			s.srv.Close()
 			s.mux.Close()
+			s.handoff.Close()
 		}
 	}
 	return first
@@ -436,6 +491,7 @@ func (s *Service) Reload(ctx context.Context) error {
 func (s *Service) Shutdown(ctx context.Context) error {
 	muxDone := make(chan error, 1)
 	go func() { muxDone <- s.mux.Shutdown(ctx) }()
+	s.handoff.Close() // each handoff in progress is bounded (spicehandoff.Timeout)
 	err := httpd.Shutdown(ctx, s.srv)
 	if merr := <-muxDone; merr != nil && err == nil {
 		err = fmt.Errorf("shutdown of the mux socket: %w", merr)

@@ -3,12 +3,16 @@ package spiceproxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/pvenode/pvenode/pkg/spicehandoff"
 )
 
 // sink is a loopback TCP listener that reads everything as fast as it can
@@ -77,6 +81,44 @@ func BenchmarkLoopbackDirect(b *testing.B) {
 func BenchmarkTunnel(b *testing.B) {
 	_, port, done := sink(b)
 	p := startProxy(b, Config{Port: 3128})
+	h := ticketFor(100, "pve1", port, time.Now())
+	c, _, status := connect(b, p.addr, connectHead(h, h))
+	if status != "HTTP/1.1 200 OK" {
+		b.Fatalf("status %q", status)
+	}
+	send(b, c, done)
+}
+
+// BenchmarkHandoff sends the bytes through spiceproxy to a VM of this
+// node, the default path: after the CONNECT the connection is handed over
+// (pkg/spicehandoff, over a real Unix socket with SCM_RIGHTS) to the
+// receiver, which reads it as QEMU's SPICE server does after add_client;
+// the proxy is no longer in the path. (QEMU itself is the receiver in
+// test/e2e TestSpiceConsole; here the same sink as the direct copy reads,
+// so the two figures compare.)
+func BenchmarkHandoff(b *testing.B) {
+	_, port, _ := sink(b)
+	path := filepath.Join(b.TempDir(), "handoff.sock")
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan int64, 1)
+	hs := &spicehandoff.Server{Handle: func(ctx context.Context, ticket string, f *os.File) error {
+		c, err := net.FileConn(f)
+		if err != nil {
+			return err
+		}
+		go func() {
+			n, _ := io.CopyBuffer(struct{ io.Writer }{io.Discard}, c, make([]byte, benchChunk))
+			c.Close()
+			done <- n
+		}()
+		return nil
+	}}
+	go func() { _ = hs.Serve(ln) }()
+	b.Cleanup(hs.Close)
+	p := startProxy(b, Config{Port: 3128, Handoff: (&spicehandoff.Client{Socket: path}).Handoff})
 	h := ticketFor(100, "pve1", port, time.Now())
 	c, _, status := connect(b, p.addr, connectHead(h, h))
 	if status != "HTTP/1.1 200 OK" {

@@ -14,8 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/spicehandoff"
 	"github.com/pvenode/pvenode/pkg/spiceticket"
 )
 
@@ -68,6 +70,12 @@ type Config struct {
 	// LocalHost is where local SPICE ports are dialled ("" = 127.0.0.1,
 	// where pkg/qemu makes QEMU listen).
 	LocalHost string
+	// Handoff, if set, is tried first for a VM of this node: it gives the
+	// client's connection to the VM's QEMU (pkg/spicehandoff through
+	// pvedaemon), and the proxy leaves the path. A *spicehandoff.
+	// RefusedError falls back to the tunnel; any other error closes the
+	// connection (it may be QEMU's already).
+	Handoff   func(ctx context.Context, conn syscall.Conn, connect string) error
 	AccessLog LineLogger
 	Log       *slog.Logger
 	// Now is the clock for ticket ages (nil = time.Now).
@@ -379,6 +387,9 @@ func (p *Proxy) handle(c net.Conn) {
 		target = net.JoinHostPort(host, strconv.Itoa(p.cfg.Port))
 	} else {
 		target = net.JoinHostPort(p.cfg.LocalHost, strconv.Itoa(port))
+		if p.handoff(c, br, connectStr, proto, line, peer, vmid) {
+			return
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), DialTimeout)
 	up, err := (&net.Dialer{}).DialContext(ctx, "tcp", target)
@@ -410,6 +421,35 @@ func (p *Proxy) handle(c net.Conn) {
 	p.cfg.AccessLog.Line(peer, "", line, 200, -1) // logged early, as PVE
 	_ = c.SetDeadline(time.Time{})
 	p.pipe(c, br, up, upBr)
+}
+
+// handoff tries to give the client's connection to the VM's QEMU; true if
+// the connection is dealt with (handed over, or closed because the outcome
+// is unknown), false to go on with the tunnel. The client must not have
+// sent anything beyond the CONNECT head: bytes already read here could not
+// be given to QEMU.
+func (p *Proxy) handoff(c net.Conn, br *bufio.Reader, connectStr, proto, line string, peer netip.Addr, vmid int) bool {
+	sc, ok := c.(syscall.Conn)
+	if p.cfg.Handoff == nil || !ok || br.Buffered() > 0 {
+		return false
+	}
+	err := p.cfg.Handoff(context.Background(), sc, connectStr)
+	var refused *spicehandoff.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		p.cfg.Log.Info("spice handoff refused, tunnelling", "peer", peer, "vmid", vmid, "err", refused.Reason)
+		return false
+	case err != nil:
+		p.cfg.AccessLog.Line(peer, "", line, 500, -1)
+		p.cfg.Log.Warn("spice handoff failed", "peer", peer, "vmid", vmid, "err", err)
+		return true
+	}
+	// QEMU has the connection and waits for the client, which waits for
+	// this answer; our copy is closed when handle returns.
+	_, _ = io.WriteString(c, proto+" 200 OK\r\n\r\n")
+	p.cfg.AccessLog.Line(peer, "", line, 200, -1)
+	p.cfg.Log.Debug("spice client handed to QEMU", "peer", peer, "vmid", vmid)
+	return true
 }
 
 // hop asks another node's spiceproxy for the tunnel, as PVE does, and

@@ -31,6 +31,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/nodename"
 	"github.com/pvenode/pvenode/pkg/proxyconf"
 	"github.com/pvenode/pvenode/pkg/pvefs"
+	"github.com/pvenode/pvenode/pkg/spicehandoff"
 	"github.com/pvenode/pvenode/pkg/ticket"
 )
 
@@ -123,6 +124,7 @@ func (s *Service) Listen(ctx context.Context) error {
 		Port:      s.port,
 		Secret:    func() string { return *s.secret.Load() },
 		Lookup:    func(node string) (string, bool) { return lookupNode(view, node) },
+		Handoff:   (&spicehandoff.Client{Socket: s.env.Paths.SpiceHandoffSocket()}).Handoff,
 		AccessLog: s.alog,
 		Log:       s.log,
 	})
