@@ -49,10 +49,10 @@ func Listen() (net.Listener, int, error) {
 	return nil, 0, fmt.Errorf("unable to find free port (%d-%d)", PortFirst, PortLast)
 }
 
-// Accept takes one connection on ln within timeout (or until ctx ends)
-// and closes ln. Its errors are termproxy's: "failed waiting for client:
-// timed out".
-func Accept(ctx context.Context, ln net.Listener, timeout time.Duration) (net.Conn, error) {
+// AcceptOne takes one connection on ln within timeout (or until ctx ends)
+// and closes ln. A timeout is a net.Error whose Timeout() is true; callers
+// word their errors (IsTimeout).
+func AcceptOne(ctx context.Context, ln net.Listener, timeout time.Duration) (net.Conn, error) {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	if tl, ok := ln.(*net.TCPListener); ok {
@@ -60,9 +60,21 @@ func Accept(ctx context.Context, ln net.Listener, timeout time.Duration) (net.Co
 	}
 	c, err := ln.Accept()
 	ln.Close()
+	return c, err
+}
+
+// IsTimeout tells whether an AcceptOne error is its timeout.
+func IsTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Accept is AcceptOne with termproxy's errors: "failed waiting for
+// client: timed out".
+func Accept(ctx context.Context, ln net.Listener, timeout time.Duration) (net.Conn, error) {
+	c, err := AcceptOne(ctx, ln, timeout)
 	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		if IsTimeout(err) {
 			return nil, errors.New("failed waiting for client: timed out")
 		}
 		return nil, fmt.Errorf("failed waiting for client: %w", err)

@@ -135,11 +135,8 @@ func (c serialConsole) run(ctx context.Context, l *tasks.Log, ln net.Listener) e
 		return err
 	}
 	_, _ = fmt.Fprintf(cli, "starting serial terminal on interface %s\r\n", iface)
-	sock := filepath.Join(filepath.Dir(c.d.VMs.QMPSocket(c.vmid)), fmt.Sprintf("%d.%s", c.vmid, iface))
-	dialer := net.Dialer{Timeout: serialConnectTimeout}
-	serial, err := dialer.DialContext(ctx, "unix", sock)
+	serial, err := c.dialSerial(ctx, iface)
 	if err != nil {
-		err = fmt.Errorf("VM %d: connect to %s: %w", c.vmid, iface, err)
 		_, _ = cli.Write([]byte(err.Error() + "\r\n"))
 		return err
 	}
@@ -151,6 +148,18 @@ func (c serialConsole) run(ctx context.Context, l *tasks.Log, ln net.Listener) e
 		l.Printf("connection ended: %v", err)
 	}
 	return nil
+}
+
+// dialSerial connects to the VM's socket of serial interface iface,
+// RunDir/VMID.serialN (where pkg/qemu makes QEMU listen).
+func (c serialConsole) dialSerial(ctx context.Context, iface string) (net.Conn, error) {
+	sock := filepath.Join(filepath.Dir(c.d.VMs.QMPSocket(c.vmid)), fmt.Sprintf("%d.%s", c.vmid, iface))
+	dialer := net.Dialer{Timeout: serialConnectTimeout}
+	conn, err := dialer.DialContext(ctx, "unix", sock)
+	if err != nil {
+		return nil, fmt.Errorf("VM %d: connect to %s: %w", c.vmid, iface, err)
+	}
+	return conn, nil
 }
 
 // authenticate checks the client's ticket line as termproxy does with

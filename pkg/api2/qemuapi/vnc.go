@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +27,9 @@ import (
 //     set_password, expiring in 30 s, as qm vncproxy does) and relays the
 //     connection to QEMU's VNC socket. It answers the port, the task's UPID
 //     and a VNC ticket (signed like a login ticket over user, /vms/VMID and
-//     port) prefixed with that password, as PVE does.
+//     port) prefixed with that password, as PVE does. A VM whose display
+//     is a serial port (vga: serialN) gets vncterm instead: an RFB server
+//     in the task that shows the serial port as a terminal (vncterm.go).
 //  2. GET .../vncwebsocket (pveproxy) checks the ticket against the caller,
 //     the VM's path and the port, and the framework upgrades the call to a
 //     WebSocket relayed to that port (api.WebSocket).
@@ -137,8 +138,10 @@ func (d *Deps) vncproxy(ctx context.Context, r *api.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if vga, err := cfg.Props.VGA(); err == nil && strings.HasPrefix(vga.Type, "serial") {
-		return nil, api.Errorf(http.StatusNotImplemented, "not implemented: serial terminal console (vga: %s)", vga.Type)
+	// A display on a serial port is shown by vncterm (vncterm.go).
+	var serial string
+	if vga, err := cfg.Props.VGA(); err == nil && serialVGARE.MatchString(vga.Type) {
+		serial = vga.Type
 	}
 	cert, err := d.Config.ReadFile("pve-root-ca.pem")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -161,6 +164,10 @@ func (d *Deps) vncproxy(ctx context.Context, r *api.Request) (any, error) {
 	}
 	upid, err := d.Tasks.Start(ctx, tasks.TaskSpec{Type: "vncproxy", ID: strconv.Itoa(vmid), User: user},
 		func(ctx context.Context, l *tasks.Log) error {
+			if serial != "" {
+				console := serialConsole{d: d, node: r.NodeName, vmid: vmid, iface: serial}
+				return d.vncTerm(ctx, l, ln, console, password)
+			}
 			return d.vncRelay(ctx, l, ln, vmid, password)
 		})
 	if err != nil {
@@ -193,19 +200,9 @@ func vncPassword() (string, error) {
 // vncRelay is the vncproxy task: one connection within vncAcceptTimeout,
 // relayed to the VM's VNC socket.
 func (d *Deps) vncRelay(ctx context.Context, l *tasks.Log, ln net.Listener, vmid int, password string) error {
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	if tl, ok := ln.(*net.TCPListener); ok {
-		_ = tl.SetDeadline(time.Now().Add(vncAcceptTimeout))
-	}
-	cli, err := ln.Accept()
-	ln.Close()
-	stop()
+	cli, err := vncAccept(ctx, ln)
 	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return errors.New("connection timed out")
-		}
-		return fmt.Errorf("connection failed: %w", err)
+		return err
 	}
 	defer cli.Close()
 	if _, ok := d.VMs.Running(vmid); !ok {
@@ -222,10 +219,23 @@ func (d *Deps) vncRelay(ctx context.Context, l *tasks.Log, ln net.Listener, vmid
 		return fmt.Errorf("VM %d: connect to VNC: %w", vmid, err)
 	}
 	defer vnc.Close()
-	stop = context.AfterFunc(ctx, func() { cli.Close(); vnc.Close() })
+	stop := context.AfterFunc(ctx, func() { cli.Close(); vnc.Close() })
 	defer stop()
 	relay(cli, vnc)
 	return nil
+}
+
+// vncAccept takes the vncproxy task's one connection on ln within
+// vncAcceptTimeout (or until ctx ends) and closes ln.
+func vncAccept(ctx context.Context, ln net.Listener) (net.Conn, error) {
+	cli, err := termproxy.AcceptOne(ctx, ln, vncAcceptTimeout)
+	if err != nil {
+		if termproxy.IsTimeout(err) {
+			return nil, errors.New("connection timed out")
+		}
+		return nil, fmt.Errorf("connection failed: %w", err)
+	}
+	return cli, nil
 }
 
 // setVNCPassword sets the VM's VNC password, valid for a connection made
