@@ -36,34 +36,64 @@ median() {
 		if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
-# tree_pids PID: PID and all its descendants, one per line.
-tree_pids() {
-	local p=$1 c
+# The helpers below start no processes (bash builtins and /proc only): the
+# memory sampler runs while wrk measures latency, and on a 2-CPU machine a
+# fork and exec per sample (pgrep scans all of /proc) showed up in the
+# servers' p99.
+
+# collect_tree PID: appends PID and all its descendants to the array TREE.
+collect_tree() {
+	local p=$1 t c kids
 	[[ -d /proc/$p ]] || return 0
-	echo "$p"
-	for c in $(pgrep -P "$p" 2>/dev/null); do
-		tree_pids "$c"
+	TREE+=("$p")
+	for t in /proc/"$p"/task/*/children; do
+		kids=()
+		read -r -a kids <"$t" 2>/dev/null || true
+		for c in "${kids[@]}"; do
+			collect_tree "$c"
+		done
 	done
 }
 
-# rss_kb PID...: summed VmRSS (kB) of the given processes and their descendants.
-rss_kb() {
-	local p sum=0 v
-	for p in $(for x in "$@"; do tree_pids "$x"; done); do
-		v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
-		sum=$((sum + ${v:-0}))
+# rss_kb_into VAR PID...: sets VAR to the summed VmRSS (kB) of the given
+# processes and their descendants.
+rss_kb_into() {
+	local -n out=$1
+	local p sum=0 k v _
+	shift
+	TREE=()
+	for p in "$@"; do collect_tree "$p"; done
+	for p in "${TREE[@]}"; do
+		while read -r k v _; do
+			if [[ $k == VmRSS: ]]; then
+				sum=$((sum + v))
+				break
+			fi
+		done <"/proc/$p/status" 2>/dev/null
 	done
-	echo "$sum"
+	out=$sum
+}
+
+# rss_kb PID...: rss_kb_into, printed.
+rss_kb() {
+	local r
+	rss_kb_into r "$@"
+	echo "$r"
 }
 
 # cpu_ticks PID...: summed utime+stime (1/100 s) of the processes and their
 # descendants.
 cpu_ticks() {
-	local p sum=0 v
-	for p in $(for x in "$@"; do tree_pids "$x"; done); do
+	local p sum=0 line rest
+	local -a f
+	TREE=()
+	for p in "$@"; do collect_tree "$p"; done
+	for p in "${TREE[@]}"; do
+		read -r line <"/proc/$p/stat" 2>/dev/null || continue
 		# Fields after the parenthesised command name: utime is the 12th, stime the 13th.
-		v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
-		sum=$((sum + ${v:-0}))
+		rest=${line##*) }
+		read -r -a f <<<"$rest"
+		sum=$((sum + f[11] + f[12]))
 	done
 	echo "$sum"
 }

@@ -157,14 +157,20 @@ stop_daemon() {
 # sampler PHASE STOPFILE: append "PHASE name kB" lines every half second
 # until STOPFILE exists (at most 20 minutes).
 sampler() {
-	local phase=$1 stop=$2 i n
+	local phase=$1 stop=$2 i n kb tick
+	# A pipe nobody writes to: read -t on it waits without a sleep process.
+	exec {tick}<> <(:)
 	for ((i = 0; i < 2400; i++)); do
 		[[ -e $stop ]] && break
 		for n in pveproxy pvedaemon benchserver; do
-			[[ -n ${PID[$n]:-} ]] && printf '%s\t%s\t%s\n' "$phase" "$n" "$(rss_kb "${PID[$n]}")"
+			if [[ -n ${PID[$n]:-} ]]; then
+				rss_kb_into kb "${PID[$n]}"
+				printf '%s\t%s\t%s\n' "$phase" "$n" "$kb"
+			fi
 		done
-		sleep 0.5
+		read -rt 0.5 -u "$tick" _ || true
 	done >>"$WORK/rss.tsv"
+	exec {tick}<&-
 }
 
 start_sampler() {
