@@ -37,6 +37,7 @@ type Server struct {
 	conns    map[*serverConn]struct{}
 	shutting bool
 	idle     chan struct{} // signalled when a connection ends during Shutdown
+	workers  workers       // goroutines that run the calls
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -136,6 +137,7 @@ func (s *Server) Close() error {
 
 // stop closes the listeners and returns the open connections.
 func (s *Server) stop() []*serverConn {
+	s.workers.close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.shutting = true
@@ -332,7 +334,7 @@ func (sc *serverConn) request(id uint32, payload []byte) {
 		Header: head.header, Body: body, ContentLength: int64(len(head.body)),
 		Host: head.host, RemoteAddr: "@", RequestURI: head.uri,
 	}).WithContext(ctx)
-	go st.run(r, rw)
+	s.workers.run(func() { st.run(r, rw) })
 }
 
 // end forgets a finished call.
