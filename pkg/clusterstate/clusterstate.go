@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -260,13 +261,21 @@ func readView(r io.Reader) (*View, error) {
 // concurrent use. Derived data (such as pre-encoded API entries) can be
 // cached beside the view with Derive.
 type Reader struct {
-	path string
+	path    string
+	recheck time.Duration
 
 	mu      sync.Mutex
 	key     fileKey
+	checked time.Time // when key was last compared with the file
 	view    *View
 	derived map[string]any
 }
+
+// RecheckInterval is how long a Reader answers from the view it has
+// before it looks at the file again. pvestatd rewrites the file every few
+// seconds; a stat per call was an eighth of pvedaemon's CPU for a
+// forwarded GET /cluster/status (docs/benchmarks.md).
+const RecheckInterval = 100 * time.Millisecond
 
 type fileKey struct {
 	dev, ino uint64
@@ -274,8 +283,9 @@ type fileKey struct {
 	mtime    int64
 }
 
-// NewReader returns a Reader of the view file at path.
-func NewReader(path string) *Reader { return &Reader{path: path} }
+// NewReader returns a Reader of the view file at path that looks at the
+// file at most every RecheckInterval.
+func NewReader(path string) *Reader { return &Reader{path: path, recheck: RecheckInterval} }
 
 // View returns the current view. A missing file is os.ErrNotExist (no
 // pvestatd has written one yet).
@@ -285,6 +295,14 @@ func (r *Reader) View() (*View, error) {
 }
 
 func (r *Reader) load() (*View, map[string]any, error) {
+	r.mu.Lock()
+	if r.view != nil && time.Since(r.checked) < r.recheck {
+		v, d := r.view, r.derived
+		r.mu.Unlock()
+		return v, d, nil
+	}
+	r.mu.Unlock()
+	now := time.Now()
 	fi, err := os.Stat(r.path)
 	if err != nil {
 		return nil, nil, err
@@ -297,13 +315,14 @@ func (r *Reader) load() (*View, map[string]any, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.view != nil && k == r.key {
+		r.checked = now
 		return r.view, r.derived, nil
 	}
 	v, err := ReadFile(r.path)
 	if err != nil {
 		return nil, nil, err
 	}
-	r.key, r.view, r.derived = k, v, map[string]any{}
+	r.key, r.view, r.derived, r.checked = k, v, map[string]any{}, now
 	return v, r.derived, nil
 }
 

@@ -63,10 +63,17 @@ func TestReaderCachesUntilReplaced(t *testing.T) {
 		t.Errorf("%d builds for one view", builds)
 	}
 	v.Version = 2
+	r.recheck = time.Hour // (RecheckInterval, made long enough to see)
 	time.Sleep(10 * time.Millisecond)
 	if err := WriteFile(path, v, 0o640); err != nil {
 		t.Fatal(err)
 	}
+	// Within the recheck interval of the last look the old view still
+	// answers (no stat per call); after it the new one does.
+	if x, _, _ := r.Derive("n", build); x != uint64(1) || builds != 1 {
+		t.Errorf("right after replace: %v, %d builds; want the cached 1, 1", x, builds)
+	}
+	r.recheck = 0
 	if x, _, _ := r.Derive("n", build); x != uint64(2) || builds != 2 {
 		t.Errorf("after replace: %v, %d builds", x, builds)
 	}

@@ -178,8 +178,8 @@ func TestClusterStatus(t *testing.T) {
 	}
 }
 
-// TestResourcesFollowTheView: a new view file is picked up by the next
-// call.
+// TestResourcesFollowTheView: a new view file is picked up within
+// clusterstate.RecheckInterval.
 func TestResourcesFollowTheView(t *testing.T) {
 	v := twoNodeView()
 	e := newClusterEnv(t, v, 0)
@@ -192,8 +192,17 @@ func TestResourcesFollowTheView(t *testing.T) {
 	if err := clusterstate.WriteFile(e.view, v, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.resources(t, "admin@pve")["qemu/101"]["status"]; got != "running" {
-		t.Errorf("after the view changed: %v", got)
+	// The reader looks at the file again after clusterstate.RecheckInterval.
+	deadline := time.Now().Add(10 * clusterstate.RecheckInterval)
+	for {
+		got := e.resources(t, "admin@pve")["qemu/101"]["status"]
+		if got == "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v after the view changed: %v", 10*clusterstate.RecheckInterval, got)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	os.Remove(e.view)
 }
