@@ -40,11 +40,13 @@ func Decode(s string) string {
 // Unescape decodes every %XX sequence (hex digits in either case) and keeps
 // everything else, including '+' and malformed '%' sequences, unchanged.
 func Unescape(s string) string {
-	if strings.IndexByte(s, '%') < 0 {
+	i := strings.IndexByte(s, '%')
+	if i < 0 {
 		return s
 	}
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
+	b := make([]byte, i, len(s))
+	copy(b, s[:i])
+	for ; i < len(s); i++ {
 		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
 			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
 			i += 2

@@ -72,26 +72,56 @@ func FormatTokenHeader(tokenID, secret string) string {
 // which is also what the HTML login form sets:
 // "PVEAuthCookie=<urlencoded ticket>; path=/; secure; SameSite=Lax;".
 func CookieHeader(ticket string) string {
-	return CookieName + "=" + Escape(ticket) + "; path=/; secure; SameSite=Lax;"
+	const prefix, suffix = CookieName + "=", "; path=/; secure; SameSite=Lax;"
+	b := make([]byte, 0, len(prefix)+escapedLen(ticket)+len(suffix))
+	b = append(b, prefix...)
+	b = appendEscaped(b, ticket)
+	b = append(b, suffix...)
+	return string(b)
 }
 
 // Escape percent-encodes every byte except the RFC 3986 unreserved
 // characters A-Z a-z 0-9 - . _ ~, with uppercase hex digits.
 func Escape(s string) string {
+	n := escapedLen(s)
+	if n == len(s) {
+		return s
+	}
+	return string(appendEscaped(make([]byte, 0, n), s))
+}
+
+// unreserved marks the bytes Escape keeps as they are.
+var unreserved = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~'
+	}
+	return t
+}()
+
+// escapedLen is the length of Escape(s).
+func escapedLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		if !unreserved[s[i]] {
+			n += 2
+		}
+	}
+	return n
+}
+
+// appendEscaped appends Escape(s) to b.
+func appendEscaped(b []byte, s string) []byte {
 	const hex = "0123456789ABCDEF"
-	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' {
-			b.WriteByte(c)
+		if unreserved[c] {
+			b = append(b, c)
 			continue
 		}
-		b.WriteByte('%')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&15])
+		b = append(b, '%', hex[c>>4], hex[c&15])
 	}
-	return b.String()
+	return b
 }
 
 // Unescape decodes every %XX sequence (hex digits in either case) and keeps
