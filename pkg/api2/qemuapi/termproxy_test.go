@@ -39,6 +39,24 @@ func (e *env) termproxy(vmid string, q url.Values) termProxyReply {
 	return tr
 }
 
+// startSeaBIOSConsoleVM creates VM vmid (with the extra creation
+// parameters) whose SeaBIOS console is serial0, a socket: SeaBIOS writes
+// to COM1 and reads keys from it, its boot menu prompt waits 30 s, and the
+// VM starts paused (-S), so that all of its output comes after the
+// console's connection.
+func (e *env) startSeaBIOSConsoleVM(vmid string, extra url.Values) {
+	e.TB.Helper()
+	e.createVM(vmid, extra)
+	sercon := filepath.Join(e.TB.TempDir(), "sercon-port")
+	if err := os.WriteFile(sercon, []byte{0xf8, 0x03}, 0o644); err != nil { // COM1, 0x3f8
+		e.TB.Fatal(err)
+	}
+	e.appendConfig(vmid, "serial0: socket\nargs: -S -fw_cfg name=etc/sercon-port,file="+sercon+" -boot splash-time=30000\n")
+	if st := e.task("POST", "/nodes/"+node+"/qemu/"+vmid+"/status/start", nil); st != "OK" {
+		e.TB.Fatalf("start %s: %s", vmid, st)
+	}
+}
+
 // appendConfig adds lines to a VM's config file, as root would edit it
 // (args and serialN are root@pam's only).
 func (e *env) appendConfig(vmid, lines string) {
@@ -116,18 +134,7 @@ func (w *wsTerm) readUntil(want string) string {
 // menu out.
 func TestTermProxySerial(t *testing.T) {
 	e := newEnv(t)
-	e.createVM("100", nil)
-	sercon := filepath.Join(t.TempDir(), "sercon-port")
-	if err := os.WriteFile(sercon, []byte{0xf8, 0x03}, 0o644); err != nil { // COM1, 0x3f8
-		t.Fatal(err)
-	}
-	// SeaBIOS writes its console to COM1 and reads keys from it; the boot
-	// menu prompt waits 30 s. The VM starts paused (-S), so that all of its
-	// output comes after the console's connection.
-	e.appendConfig("100", "serial0: socket\nargs: -S -fw_cfg name=etc/sercon-port,file="+sercon+" -boot splash-time=30000\n")
-	if st := e.task("POST", "/nodes/"+node+"/qemu/100/status/start", nil); st != "OK" {
-		t.Fatalf("start: %s", st)
-	}
+	e.startSeaBIOSConsoleVM("100", nil)
 	srv := httptest.NewServer(e.Server)
 	defer srv.Close()
 

@@ -11,8 +11,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -379,17 +377,7 @@ func (sr *screenReader) readUntil(s *rfbStream, want string) string {
 // back glyph by glyph), ESC as a key event, the boot menu on the screen.
 func TestVNCTermSerial(t *testing.T) {
 	e := newEnv(t)
-	e.createVM("100", url.Values{"vga": {"serial0"}})
-	sercon := filepath.Join(t.TempDir(), "sercon-port")
-	if err := os.WriteFile(sercon, []byte{0xf8, 0x03}, 0o644); err != nil { // COM1, 0x3f8
-		t.Fatal(err)
-	}
-	// As in TestTermProxySerial: SeaBIOS's console on COM1, a 30 s boot
-	// menu prompt, the VM paused until the console is connected.
-	e.appendConfig("100", "serial0: socket\nargs: -S -fw_cfg name=etc/sercon-port,file="+sercon+" -boot splash-time=30000\n")
-	if st := e.task("POST", "/nodes/"+node+"/qemu/100/status/start", nil); st != "OK" {
-		t.Fatalf("start: %s", st)
-	}
+	e.startSeaBIOSConsoleVM("100", url.Values{"vga": {"serial0"}})
 	srv := httptest.NewServer(e.Server)
 	defer srv.Close()
 	login := e.Login("admin").Ticket
