@@ -199,17 +199,9 @@ func (s *Server) serve(c *net.UnixConn) {
 		b, _ := json.Marshal(a)
 		_, _ = c.Write(b)
 	}
-	if s.AllowUID != nil {
-		uid, err := peerUID(c)
-		if err != nil {
-			reply(err)
-			return
-		}
-		if !s.AllowUID(uid) {
-			reply(fmt.Errorf("user %d may not hand over connections", uid))
-			return
-		}
-	}
+	// The request is read before any answer, refusals included: closing a
+	// Unix socket with unread data resets the peer, which would then not
+	// see the answer.
 	buf := make([]byte, MaxMessage)
 	oob := make([]byte, syscall.CmsgSpace(4*4)) // room to see extra descriptors
 	n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
@@ -222,6 +214,17 @@ func (s *Server) serve(c *net.UnixConn) {
 			f.Close()
 		}
 	}()
+	if s.AllowUID != nil {
+		uid, err := peerUID(c)
+		if err != nil {
+			reply(err)
+			return
+		}
+		if !s.AllowUID(uid) {
+			reply(fmt.Errorf("user %d may not hand over connections", uid))
+			return
+		}
+	}
 	switch {
 	case flags&(syscall.MSG_TRUNC|syscall.MSG_CTRUNC) != 0:
 		reply(errors.New("request too long"))
