@@ -11,27 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (client net.Conn, server *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err = net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close(); sc.Close() })
-	return client, sc.(*net.TCPConn)
-}
+	"github.com/pvenode/pvenode/pkg/nettest"
+)
 
 // serve starts s on a fresh socket and returns its path.
 func serve(t *testing.T, s *Server) string {
@@ -75,7 +57,7 @@ func TestHandoff(t *testing.T) {
 		return nil
 	}}
 	path := serve(t, s)
-	client, server := tcpPair(t)
+	client, server := nettest.TCPPair(t)
 	if err := (&Client{Socket: path}).Handoff(context.Background(), server, "pvespiceproxy:abc:100:pve1:61000"); err != nil {
 		t.Fatalf("Handoff: %v", err)
 	}
@@ -108,7 +90,7 @@ func TestRefusals(t *testing.T) {
 	path := serve(t, s)
 	c := &Client{Socket: path}
 
-	client, server := tcpPair(t)
+	client, server := nettest.TCPPair(t)
 	err := c.Handoff(context.Background(), server, "bad")
 	var re *RefusedError
 	if !errors.As(err, &re) || re.Reason != "invalid ticket" {
@@ -139,7 +121,7 @@ func TestRefusals(t *testing.T) {
 func TestBadRequests(t *testing.T) {
 	called := false
 	path := serve(t, &Server{Handle: func(context.Context, string, *os.File) error { called = true; return nil }})
-	_, sock := tcpPair(t)
+	_, sock := nettest.TCPPair(t)
 	sockFD := fileOf(t, sock)
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -195,7 +177,7 @@ func TestUnknownOutcome(t *testing.T) {
 		_, _ = c.Read(make([]byte, MaxMessage))
 		c.Close()
 	}()
-	_, server := tcpPair(t)
+	_, server := nettest.TCPPair(t)
 	err = (&Client{Socket: path}).Handoff(context.Background(), server, "t")
 	var re *RefusedError
 	if err == nil || errors.As(err, &re) {

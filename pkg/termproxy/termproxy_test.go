@@ -12,27 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (client, server net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err = ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
-}
+	"github.com/pvenode/pvenode/pkg/nettest"
+)
 
 // readAll reads c until it ends or 5 s pass.
 func readAll(t *testing.T, c net.Conn) string {
@@ -120,7 +102,7 @@ func TestHandshake(t *testing.T) {
 		{name: "too long", send: "alice@pve:" + strings.Repeat("x", lineMax) + "\n", wantErr: "failed reading ticket: authentication data is incomplete"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			client, server := tcpPair(t)
+			client, server := nettest.TCPPair(t)
 			var gotUser, gotTicket string
 			check := func(user, ticket string) error {
 				gotUser, gotTicket = user, ticket
@@ -132,7 +114,7 @@ func TestHandshake(t *testing.T) {
 			go func() {
 				_, _ = client.Write([]byte(tt.send))
 				if tt.wantErr == "" || strings.Contains(tt.wantErr, "closed") {
-					_ = client.(*net.TCPConn).CloseWrite()
+					_ = client.CloseWrite()
 				}
 			}()
 			c, err := Handshake(context.Background(), server, check)
@@ -172,7 +154,7 @@ func TestHandshake(t *testing.T) {
 // TestHandshakeTimeout: a client that sends nothing is dropped once the
 // context ends.
 func TestHandshakeCanceled(t *testing.T) {
-	client, server := tcpPair(t)
+	client, server := nettest.TCPPair(t)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	stop := errors.New("task stopped")
 	time.AfterFunc(50*time.Millisecond, func() { cancel(stop) })
@@ -214,8 +196,8 @@ type session struct {
 
 func newSession(t *testing.T, ctx context.Context) *session {
 	t.Helper()
-	client, server := tcpPair(t)
-	term, backend := tcpPair(t)
+	client, server := nettest.TCPPair(t)
+	term, backend := nettest.TCPPair(t)
 	go func() { _, _ = client.Write([]byte("u@pve:t\n")) }()
 	c, err := Handshake(context.Background(), server, func(string, string) error { return nil })
 	if err != nil {
@@ -225,7 +207,7 @@ func newSession(t *testing.T, ctx context.Context) *session {
 	if _, err := io.ReadFull(client, ok); err != nil || string(ok) != "OK" {
 		t.Fatalf("answer %q %v", ok, err)
 	}
-	s := &session{client: client, term: term, backend: backend.(*net.TCPConn), rec: &recorder{}, done: make(chan error, 1)}
+	s := &session{client: client, term: term, backend: backend, rec: &recorder{}, done: make(chan error, 1)}
 	go func() { s.done <- c.Relay(ctx, Backend{Conn: backend, Resize: s.rec.resize}) }()
 	return s
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pvenode/pvenode/pkg/nettest"
+
 	"github.com/pvenode/pvenode/pkg/qemu/spicetest"
 	"github.com/pvenode/pvenode/pkg/tlsconf/tlstest"
 )
@@ -79,7 +81,7 @@ func TestSpice(t *testing.T) {
 		pw   string
 		ok   bool
 	}{{"right password", "s3cret", true}, {"wrong password", "wrong", false}} {
-		client, server := tcpPair(t)
+		client, server := nettest.TCPPair(t)
 		f, err := server.File()
 		if err != nil {
 			t.Fatal(err)
@@ -97,7 +99,7 @@ func TestSpice(t *testing.T) {
 		client.Close()
 	}
 	// A ticket for another port is not this VM's.
-	_, server := tcpPair(t)
+	_, server := nettest.TCPPair(t)
 	f, err := server.File()
 	if err != nil {
 		t.Fatal(err)
@@ -152,24 +154,4 @@ func TestSpiceBindFailed(t *testing.T) {
 			t.Errorf("%q: %v, want %v", msg, got, want)
 		}
 	}
-}
-
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (client net.Conn, server *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err = net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close(); sc.Close() })
-	return client, sc.(*net.TCPConn)
 }
