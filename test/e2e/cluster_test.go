@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -118,9 +117,7 @@ func (n *clusterNode) kill(t *testing.T) {
 }
 
 func TestCluster(t *testing.T) {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
-	}
+	needQEMU(t)
 	t.Parallel()
 	nodes := newCluster(t, 3, nil)
 	a, b, c := nodes[0], nodes[1], nodes[2]

@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,9 +18,7 @@ import (
 // and A's node shell (termproxy) answers its protocol. PVE tunnels both
 // over SSH.
 func TestConsolesOfOtherNode(t *testing.T) {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
-	}
+	needQEMU(t)
 	t.Parallel()
 	nodes := newCluster(t, 2, nil)
 	a, b := nodes[0], nodes[1]

@@ -159,6 +159,14 @@ func childEnv() []string {
 	return env
 }
 
+// needQEMU skips a test that runs guests where QEMU is not installed.
+func needQEMU(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 not installed")
+	}
+}
+
 func stderrOf(err error) string {
 	if ee, ok := err.(*exec.ExitError); ok {
 		return string(ee.Stderr)

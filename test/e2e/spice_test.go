@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,9 +21,7 @@ import (
 // through spiceproxy with them; a forged, an expired and a foreign
 // (another cluster's) ticket get no tunnel.
 func TestSpiceConsole(t *testing.T) {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
-	}
+	needQEMU(t)
 	t.Parallel()
 	n := newNode(t, nodeOpts{})
 	t.Cleanup(func() { killGuests(n) })

@@ -3,7 +3,6 @@ package e2e
 import (
 	"net/http"
 	"net/url"
-	"os/exec"
 	"testing"
 	"time"
 )
@@ -47,9 +46,7 @@ func waitResource(t *testing.T, c *client, id string, within time.Duration, ok f
 // node's, a running VM's and the storages' status to /cluster/resources
 // and keeps their history for rrddata.
 func TestStatdStandalone(t *testing.T) {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
-	}
+	needQEMU(t)
 	t.Parallel()
 	n := newNode(t, nodeOpts{})
 	t.Cleanup(func() { killGuests(n) })

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,9 +17,7 @@ import (
 // the task to OK, read its live status, stop it and delete it with its
 // disk.
 func TestVMThroughProxy(t *testing.T) {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
-	}
+	needQEMU(t)
 	t.Parallel()
 	n := newNode(t, nodeOpts{})
 	t.Cleanup(func() { killGuests(n) })
@@ -97,9 +94,7 @@ func TestVMThroughProxy(t *testing.T) {
 // restarts; the new pvedaemon adopts it (status, stop) and notices when it
 // is killed from outside.
 func TestVMSurvivesDaemonRestart(t *testing.T) {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
-	}
+	needQEMU(t)
 	t.Parallel()
 	n := newNode(t, nodeOpts{})
 	t.Cleanup(func() { killGuests(n) })

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,9 +20,7 @@ import (
 // vncwebsocket upgraded by pveproxy itself, and the RFB greeting of a real
 // QEMU arrives in a binary WebSocket frame. A forged ticket is refused.
 func TestVNCConsoleThroughProxy(t *testing.T) {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
-	}
+	needQEMU(t)
 	t.Parallel()
 	n := newNode(t, nodeOpts{})
 	t.Cleanup(func() { killGuests(n) })
