@@ -92,6 +92,19 @@ type wsConn struct {
 	rd *bufio.Reader
 }
 
+// openShell opens tr's shell as user: the WebSocket, then termproxy's
+// ticket line, answered "OK".
+func (e *termEnv) openShell(t *testing.T, user string, tr termReply) *wsConn {
+	t.Helper()
+	w, refusal := e.dialShell(t, user, tr.Port, tr.Ticket)
+	if w == nil {
+		t.Fatalf("upgrade refused: %s", refusal)
+	}
+	w.send(user + ":" + tr.Ticket + "\n")
+	w.readUntil("OK")
+	return w
+}
+
 // dialShell opens the vncwebsocket of port as user with vncticket; it
 // returns nil and the refusal's status line and body unless upgraded.
 func (e *termEnv) dialShell(t *testing.T, user string, port int, vncticket string) (*wsConn, string) {
@@ -161,12 +174,7 @@ func TestTermProxyShell(t *testing.T) {
 	if w, refusal := e.dialShell(t, "alice@pve", tr.Port, tr.Ticket[:len(tr.Ticket)-4]+"AAAA"); w != nil || !strings.HasPrefix(refusal, "401") {
 		t.Errorf("forged ticket: %q", refusal)
 	}
-	w, refusal := e.dialShell(t, "alice@pve", tr.Port, tr.Ticket)
-	if w == nil {
-		t.Fatalf("upgrade refused: %s", refusal)
-	}
-	w.send("alice@pve:" + tr.Ticket + "\n")
-	w.readUntil("OK")
+	w := e.openShell(t, "alice@pve", tr)
 
 	// The typed line echoes h''i; only the command's output is "hi".
 	w.input("echo h''i\n")
@@ -201,12 +209,7 @@ func TestTermProxyShell(t *testing.T) {
 func TestTermProxyCloseEndsShell(t *testing.T) {
 	e := newTermEnv(t)
 	tr := e.termproxy(t, "alice@pve")
-	w, refusal := e.dialShell(t, "alice@pve", tr.Port, tr.Ticket)
-	if w == nil {
-		t.Fatalf("upgrade refused: %s", refusal)
-	}
-	w.send("alice@pve:" + tr.Ticket + "\n")
-	w.readUntil("OK")
+	w := e.openShell(t, "alice@pve", tr)
 	w.input("echo $$ > /dev/null\n")
 	w.c.Close()
 	if st := e.wait(t, tr.UPID); st != "OK" {
@@ -311,12 +314,7 @@ func TestShellCommand(t *testing.T) {
 func TestTermProxyCloseWhileBlocked(t *testing.T) {
 	e := newTermEnv(t)
 	tr := e.termproxy(t, "alice@pve")
-	w, refusal := e.dialShell(t, "alice@pve", tr.Port, tr.Ticket)
-	if w == nil {
-		t.Fatalf("upgrade refused: %s", refusal)
-	}
-	w.send("alice@pve:" + tr.Ticket + "\n")
-	w.readUntil("OK")
+	w := e.openShell(t, "alice@pve", tr)
 	// Raw (a full terminal blocks its writer instead of dropping input)
 	// and without echo (nothing to write to the client).
 	w.input("stty raw -echo; echo RE''ADY; sleep 60\n")
