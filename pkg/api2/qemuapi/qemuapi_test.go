@@ -81,7 +81,7 @@ func newEnvWith(t testing.TB, storageCfg func(dir string) string, more func(p en
 	vms := vmm.New(vmm.Config{RunDir: run, Upstream: true, NetBackend: "user",
 		KVM: func() bool { return false }, ResolveVolume: host.Resolve})
 	deps := &qemuapi.Deps{Config: ae.Root, Privs: ae.Auth, Tasks: tm, VMs: vms, Storage: host,
-		QEMUVersion: func() string { return "7.2.0" }, HostCPUs: 2, Log: ae.Log}
+		QEMUVersion: func() string { return "7.2.0" }, HostCPUs: 2, Log: ae.Log, SerialTerminal: serialTerminal}
 	methods := [][]api.Method{qemuapi.Methods(deps)}
 	if more != nil {
 		methods = append(methods, more(envParts{dir: dir, ae: ae, tasks: tm, vms: vms, host: host}, deps))

@@ -130,7 +130,7 @@ func newSpiceEnv(t *testing.T) (*env, *tls.Config) {
 		SpiceCertFile:   filepath.Join(dir, "nodes/n1/pve-ssl.pem"),
 		SpiceCACertFile: filepath.Join(dir, "pve-root-ca.pem")})
 	deps := &qemuapi.Deps{Config: ae.Root, Privs: ae.Auth, Tasks: tm, VMs: vms, Storage: host,
-		QEMUVersion: func() string { return "7.2.0" }, HostCPUs: 2, Log: ae.Log}
+		QEMUVersion: func() string { return "7.2.0" }, HostCPUs: 2, Log: ae.Log, SerialTerminal: serialTerminal}
 	e := &env{Client: ae.Serve(api.NewRegistry(qemuapi.Methods(deps))), tasks: tm, vms: vms, store: store}
 	t.Cleanup(e.killAll)
 	return e, tc

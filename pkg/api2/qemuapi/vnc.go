@@ -142,6 +142,9 @@ func (d *Deps) vncproxy(ctx context.Context, r *api.Request) (any, error) {
 	var serial string
 	if vga, err := cfg.Props.VGA(); err == nil && serialVGARE.MatchString(vga.Type) {
 		serial = vga.Type
+		if d.SerialTerminal == nil {
+			return nil, api.Errorf(http.StatusNotImplemented, "not implemented: serial terminal console in this daemon")
+		}
 	}
 	cert, err := d.Config.ReadFile("pve-root-ca.pem")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -2,6 +2,7 @@ package qemuapi_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/des"
 	"encoding/binary"
 	"encoding/json"
@@ -22,6 +23,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/access"
 	"github.com/pvenode/pvenode/pkg/api/apitest"
 	"github.com/pvenode/pvenode/pkg/ticket"
+	"github.com/pvenode/pvenode/pkg/vncterm"
 )
 
 // vncProxyReply is vncproxy's answer.
@@ -479,4 +481,9 @@ func TestVNCTermQmTerminalErrors(t *testing.T) {
 			t.Errorf("VM %s: task %q, want %q", tt.vmid, st, tt.want)
 		}
 	}
+}
+
+// serialTerminal is pvedaemon's Deps.SerialTerminal: pkg/vncterm.
+func serialTerminal(ctx context.Context, client net.Conn, serial io.ReadWriteCloser, password, name string) error {
+	return vncterm.Serve(ctx, client, serial, vncterm.Options{Password: password, Name: name})
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 
 	"github.com/pvenode/pvenode/pkg/tasks"
-	"github.com/pvenode/pvenode/pkg/vncterm"
 )
 
 // The console of a VM whose display is a serial port (vga: serialN): PVE's
@@ -40,8 +39,5 @@ func (d *Deps) vncTerm(ctx context.Context, l *tasks.Log, ln net.Listener, conso
 	l.Printf("connected to %s", iface)
 	// Either side's end ends the task, OK; a failed handshake (a wrong
 	// password: vncterm.ErrAuthFailed) or broken protocol fails it.
-	return vncterm.Serve(ctx, cli, serial, vncterm.Options{
-		Password: password,
-		Name:     fmt.Sprintf("VM %d %s", vmid, iface),
-	})
+	return d.SerialTerminal(ctx, cli, serial, password, fmt.Sprintf("VM %d %s", vmid, iface))
 }

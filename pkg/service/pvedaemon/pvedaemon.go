@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -27,6 +28,7 @@ import (
 	"github.com/pvenode/pvenode/pkg/replication"
 	"github.com/pvenode/pvenode/pkg/storage"
 	"github.com/pvenode/pvenode/pkg/vmm"
+	"github.com/pvenode/pvenode/pkg/vncterm"
 	"github.com/pvenode/pvenode/pkg/vzdump"
 
 	"github.com/pvenode/pvenode/pkg/tasks"
@@ -449,6 +451,9 @@ func (s *Service) newVMs(ctx context.Context, root *pvefs.Root, store *storage.H
 		QEMUVersion: func() string { return bin.Version },
 		HostCPUs:    runtime.NumCPU(),
 		Log:         s.log,
+		SerialTerminal: func(ctx context.Context, client net.Conn, serial io.ReadWriteCloser, password, name string) error {
+			return vncterm.Serve(ctx, client, serial, vncterm.Options{Password: password, Name: name})
+		},
 	}
 }
 
