@@ -548,6 +548,16 @@ func (a *Authenticator) CSRFToken(userid string) (string, error) {
 	return ticket.CSRFToken(secret, userid, now), nil
 }
 
+// CSRFSecret returns the cluster's CSRF secret (from pve-www.key, cached
+// like the other access files); SPICE proxy tickets are signed with it.
+func (a *Authenticator) CSRFSecret() (string, error) {
+	secret, _, err := a.csrf.get(a.deps.FS, a.deps.Clock())
+	if err != nil {
+		return "", fmt.Errorf("csrf secret: %w", err)
+	}
+	return secret, nil
+}
+
 // VerifyCSRF checks a CSRFPreventionToken of userid; the error wraps
 // ticket.ErrInvalidCSRF for a bad token.
 func (a *Authenticator) VerifyCSRF(userid, token string) error {

@@ -57,7 +57,6 @@ import (
 	"github.com/pvenode/pvenode/pkg/setup"
 	"github.com/pvenode/pvenode/pkg/spicehandoff"
 	"github.com/pvenode/pvenode/pkg/spiceticket"
-	"github.com/pvenode/pvenode/pkg/ticket"
 	"github.com/pvenode/pvenode/pkg/tlsconf"
 )
 
@@ -259,11 +258,11 @@ func (s *Service) Listen(ctx context.Context) error {
 // again (signature, age), the VM must run on this node and its SPICE port
 // be the ticket's; QEMU then checks the SPICE password as for any client.
 func (s *Service) spiceHandoff(ctx context.Context, connect string, conn *os.File) error {
-	key, err := s.root.ReadFile("pve-www.key")
+	secret, err := s.auth.CSRFSecret()
 	if err != nil {
 		return errors.New("no ticket secret")
 	}
-	vmid, node, port, err := spiceticket.Verify(ticket.CSRFSecret(key), connect, time.Now())
+	vmid, node, port, err := spiceticket.Verify(secret, connect, time.Now())
 	if err != nil {
 		return errors.New("invalid ticket")
 	}
@@ -451,6 +450,7 @@ func (s *Service) newVMs(ctx context.Context, root *pvefs.Root, store *storage.H
 		QEMUVersion: func() string { return bin.Version },
 		HostCPUs:    runtime.NumCPU(),
 		Log:         s.log,
+		SpiceSecret: s.auth.CSRFSecret,
 		SerialTerminal: func(ctx context.Context, client net.Conn, serial io.ReadWriteCloser, password, name string) error {
 			return vncterm.Serve(ctx, client, serial, vncterm.Options{Password: password, Name: name})
 		},
